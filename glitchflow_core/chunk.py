@@ -1,0 +1,164 @@
+"""The strain chunk: fast validation of the wire format shared by every service.
+
+A chunk is ``{"h": [float, ...], "t": [t0, dt]}`` plus an optional ``channel``. Validation parses
+the body once with orjson and checks the samples with numpy, which costs a third of validating the
+same list through pydantic; callers that forward the chunk then send the original bytes on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+DEFAULT_CHANNEL = "default"
+"""Channel of payloads that carry no ``channel`` field (the original wire format)."""
+
+DEFAULT_MAX_SAMPLES = 1_048_576
+"""Default upper bound on samples per chunk (64 s at 16 kHz)."""
+
+# A LIGO/Virgo channel name: an interferometer prefix, a colon, then letters, digits, "_" and "-",
+# e.g. "L1:GWOSC-4KHZ_R1_STRAIN". The default channel is the one name without a prefix.
+CHANNEL_RE = re.compile(r"^[A-Z][A-Z0-9]{1,2}:[A-Za-z0-9][A-Za-z0-9_\-.]{0,127}$")
+
+ALLOWED_FIELDS = frozenset({"h", "t", "channel"})
+_NON_FINITE_RE = re.compile(rb"-?(NaN|Infinity|inf|nan)")
+
+
+class ChunkError(ValueError):
+    """Raised when a body is not a valid chunk; ``field`` names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def as_dict(self) -> dict[str, str]:
+        """The error as the JSON detail every service answers with."""
+        return {"field": self.field, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A validated chunk: ``h`` is float64, ``t0``/``dt`` are finite and ``dt > 0``."""
+
+    channel: str
+    t0: float
+    dt: float
+    h: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of samples."""
+        return int(self.h.shape[0])
+
+    @property
+    def end(self) -> float:
+        """GPS time just after the last sample."""
+        return self.t0 + self.n * self.dt
+
+    @property
+    def identity(self) -> tuple[str, float, int, float]:
+        """``(channel, t0, len(h), dt)``: the same identity means the same chunk."""
+        return (self.channel, self.t0, self.n, self.dt)
+
+    def canonical_bytes(self) -> bytes:
+        """The stored form: ``{"h": [...], "t": [t0, dt]}`` plus ``channel`` unless default."""
+        doc: dict[str, object] = {"h": self.h, "t": [self.t0, self.dt]}
+        if self.channel != DEFAULT_CHANNEL:
+            doc["channel"] = self.channel
+        return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def validate_channel(value: object) -> str:
+    """Return the channel name, or raise `ChunkError` naming ``channel``."""
+    if value is None:
+        return DEFAULT_CHANNEL
+    if not isinstance(value, str):
+        raise ChunkError("channel", "must be a string")
+    if value != DEFAULT_CHANNEL and not CHANNEL_RE.match(value):
+        raise ChunkError("channel", "must look like 'L1:GWOSC-4KHZ_R1_STRAIN'")
+    return value
+
+
+def _number(value: object, field: str) -> float:
+    # bool is an int subclass in Python; a JSON true is not a time.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ChunkError(field, "must be a number")
+    result = float(value)
+    if not np.isfinite(result):
+        raise ChunkError(field, "must be finite")
+    return result
+
+
+def _samples(value: object, max_samples: int) -> np.ndarray:
+    if not isinstance(value, list):
+        raise ChunkError("h", "must be a list of numbers")
+    if not value:
+        raise ChunkError("h", "must hold at least one sample")
+    if len(value) > max_samples:
+        raise ChunkError("h", f"holds {len(value)} samples, more than the limit of {max_samples}")
+    try:
+        # No dtype given: numpy then reports strings, booleans and nested lists as their own
+        # kinds instead of silently converting "1.5" or true to a float.
+        arr = np.asarray(value)
+    except (ValueError, OverflowError) as exc:
+        raise ChunkError("h", "must be a flat list of numbers") from exc
+    if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+        raise ChunkError("h", "must be a flat list of numbers")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ChunkError("h", "contains NaN or infinity")
+    return arr
+
+
+def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
+    """Parse and validate a chunk body.
+
+    Parameters
+    ----------
+    body : bytes
+        The request body, JSON.
+    max_samples : int
+        Largest accepted ``len(h)``.
+
+    Returns
+    -------
+    Chunk
+        The validated chunk.
+
+    Raises
+    ------
+    ChunkError
+        With ``field`` set to ``body``, ``h``, ``t`` or ``channel`` (or the unknown field).
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # Python's json.dumps writes NaN and Infinity by default: say so rather than "invalid".
+        if _NON_FINITE_RE.search(body[max(exc.pos - 1, 0) : exc.pos + 9]):
+            raise ChunkError("body", "contains NaN or Infinity, which JSON does not allow") from exc
+        raise ChunkError("body", "is not valid JSON") from exc
+    if not isinstance(doc, dict):
+        raise ChunkError("body", "must be a JSON object")
+    extra = doc.keys() - ALLOWED_FIELDS
+    if extra:
+        raise ChunkError(sorted(extra)[0], "is not a chunk field (expected h, t, channel)")
+    if "h" not in doc:
+        raise ChunkError("h", "is required")
+    if "t" not in doc:
+        raise ChunkError("t", "is required")
+    t = doc["t"]
+    if not isinstance(t, list) or len(t) != 2:
+        raise ChunkError("t", "must be [t0, dt]")
+    t0 = _number(t[0], "t")
+    dt = _number(t[1], "t")
+    if t0 < 0:
+        raise ChunkError("t", "t0 must be a GPS time >= 0")
+    if dt <= 0:
+        raise ChunkError("t", "dt must be > 0")
+    channel = validate_channel(doc.get("channel"))
+    h = _samples(doc["h"], max_samples)
+    return Chunk(channel=channel, t0=t0, dt=dt, h=h)

@@ -1,0 +1,76 @@
+"""Prometheus metrics with the same names in every service.
+
+Each app gets its own `ServiceMetrics` (its own registry), so tests can build many apps in one
+process. Under gunicorn with several workers, set ``PROMETHEUS_MULTIPROC_DIR`` and `render`
+aggregates the workers' files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ServiceMetrics:
+    """The metric families of one service, registered in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "glitchflow_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "glitchflow_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingested_bytes = Counter(
+            "glitchflow_ingested_bytes", "Bytes of chunks accepted", registry=r
+        )
+        self.ingested_chunks = Counter(
+            "glitchflow_ingested_chunks", "Chunks accepted (new, not duplicates)", registry=r
+        )
+        self.duplicates = Counter(
+            "glitchflow_duplicate_chunks", "Chunks acknowledged as duplicates", registry=r
+        )
+        self.refusals = Counter(
+            "glitchflow_refusals", "Requests refused, by reason", ["reason"], registry=r
+        )
+        self.freezes = Counter("glitchflow_freezes", "Times the buffer froze", registry=r)
+        self.flushes = Counter("glitchflow_flushes", "Batches flushed to the archive", registry=r)
+        self.fill_ratio = Gauge(
+            "glitchflow_fill_ratio",
+            "buff_size / MAX_SIZE as last seen",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route, method).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

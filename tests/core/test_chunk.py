@@ -1,0 +1,97 @@
+"""Fast chunk validation shared by the services."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from glitchflow_core.chunk import DEFAULT_CHANNEL, ChunkError, parse_chunk
+
+
+def body(**doc: object) -> bytes:
+    return orjson.dumps(doc)
+
+
+def test_valid_chunk_parses_to_float64_samples() -> None:
+    chunk = parse_chunk(body(h=[1, 2.5, -3e-21], t=[968654552, 1 / 16384]))
+    assert chunk.h.dtype == np.float64
+    assert chunk.h.tolist() == [1.0, 2.5, -3e-21]
+    assert chunk.t0 == 968654552.0
+    assert chunk.dt == 1 / 16384
+    assert chunk.channel == DEFAULT_CHANNEL
+    assert chunk.end == 968654552 + 3 / 16384
+
+
+def test_channel_is_kept() -> None:
+    chunk = parse_chunk(body(h=[0.0], t=[1, 1], channel="L1:GWOSC-4KHZ_R1_STRAIN"))
+    assert chunk.channel == "L1:GWOSC-4KHZ_R1_STRAIN"
+    assert chunk.identity == ("L1:GWOSC-4KHZ_R1_STRAIN", 1.0, 1, 1.0)
+
+
+def test_canonical_bytes_round_trip_every_bit() -> None:
+    rng = np.random.default_rng(1)
+    h = rng.normal(scale=1e-21, size=4096)
+    chunk = parse_chunk(
+        orjson.dumps({"h": h, "t": [10.0, 1 / 4096]}, option=orjson.OPT_SERIALIZE_NUMPY)
+    )
+    again = parse_chunk(chunk.canonical_bytes())
+    assert again.h.tobytes() == h.tobytes()
+    assert orjson.loads(chunk.canonical_bytes()).keys() == {"h", "t"}
+
+
+def test_canonical_bytes_name_a_non_default_channel() -> None:
+    chunk = parse_chunk(body(h=[1.0], t=[1, 1], channel="H1:X"))
+    assert orjson.loads(chunk.canonical_bytes())["channel"] == "H1:X"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b"not json", "body"),
+        (b"[1, 2]", "body"),
+        (body(t=[0, 1]), "h"),
+        (body(h=[1.0]), "t"),
+        (body(h=[], t=[0, 1]), "h"),
+        (body(h="1,2", t=[0, 1]), "h"),
+        (body(h=["1.5"], t=[0, 1]), "h"),
+        (body(h=[True], t=[0, 1]), "h"),
+        (body(h=[1.0, None], t=[0, 1]), "h"),
+        (body(h=[[1.0]], t=[0, 1]), "h"),
+        (b'{"h": [1e999], "t": [0, 1]}', "body"),
+        (body(h=[1.0], t=[0]), "t"),
+        (body(h=[1.0], t=[0, 1, 2]), "t"),
+        (body(h=[1.0], t=[0, 0]), "t"),
+        (body(h=[1.0], t=[0, -1]), "t"),
+        (body(h=[1.0], t=["0", 1]), "t"),
+        (body(h=[1.0], t=[-5, 1]), "t"),
+        (body(h=[1.0], t=[0, 1], channel="L1 STRAIN"), "channel"),
+        (body(h=[1.0], t=[0, 1], channel="../etc/passwd"), "channel"),
+        (body(h=[1.0], t=[0, 1], channel=5), "channel"),
+        (body(h=[1.0], t=[0, 1], chanel="L1:X"), "chanel"),
+    ],
+)
+def test_bad_chunk_names_the_field(raw: bytes, field: str) -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(raw)
+    assert info.value.field == field
+    assert info.value.as_dict()["field"] == field
+
+
+@pytest.mark.parametrize("token", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_refused_with_a_clear_reason(token: bytes) -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(b'{"h": [1.0, ' + token + b'], "t": [0, 1]}')
+    assert "NaN or Infinity" in info.value.reason
+
+
+def test_overflowing_number_is_refused() -> None:
+    with pytest.raises(ChunkError):
+        parse_chunk(b'{"h": [1.0, 1e999], "t": [0, 1]}')
+
+
+def test_too_many_samples_is_refused() -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(body(h=[0.0] * 11, t=[0, 1]), max_samples=10)
+    assert info.value.field == "h"
+    assert "limit of 10" in info.value.reason
