@@ -1,0 +1,63 @@
+"""The app factory of the databuffer service."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, MetricsMiddleware
+from databuffer.settings import Settings
+from databuffer.storage import Storage
+from glitchflow_core.metrics import ServiceMetrics
+
+logger = logging.getLogger("databuffer")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the buffer service: open (and recover) the storage, wire routes, metrics and errors.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Read from the environment when not given.
+    """
+    settings = settings if settings is not None else Settings()
+    storage = Storage(
+        settings.data_root,
+        settings.adm_root,
+        settings.log_root,
+        settings.archive_root,
+        log_max_bytes=settings.log_max_bytes,
+        log_backups=settings.log_backups,
+    )
+    metrics = ServiceMetrics()
+    buffer = BufferService(settings, storage, metrics)
+    if not buffer.tokens:
+        logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        st = storage.stat()
+        logger.info(
+            "databuffer ready",
+            extra={"data": str(settings.data_root), "batch": st.batch, "dstatus": st.dstatus},
+        )
+        yield
+        # uvicorn has already waited for in-flight requests (their writes) to finish.
+        storage.close()
+        logger.info("databuffer stopped")
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.service = buffer
+    app.state.storage = storage
+    app.state.settings = settings
+    return app

@@ -1,0 +1,143 @@
+"""The real service as a process: kill -9 in a write loop, restart, nothing acknowledged lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DT = 1.0 / 4096
+T0 = 1_126_259_462.0
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_buffer(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "GLITCHFLOW_DATA_DIR": str(data_dir), "GLITCHFLOW_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "databuffer", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        try:
+            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("databuffer did not answer /healthz")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=15)
+    finally:
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def chunk_body(i: int) -> bytes:
+    h = (np.random.default_rng(i).standard_normal(256) * 1e-21).tolist()
+    return orjson.dumps({"h": h, "t": [T0 + i * 0.1, DT], "channel": "H1:GWOSC-4KHZ_R1_STRAIN"})
+
+
+def files_in(folder: Path) -> dict[str, int]:
+    return {
+        p.name: p.stat().st_size
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.name != "manifest.json"
+    }
+
+
+def test_kill_9_during_writes_loses_no_acknowledged_chunk(tmp_path: Path) -> None:
+    proc, url = start_buffer(tmp_path)
+    freeze_at = 40 * len(chunk_body(0))
+    acked: dict[str, int] = {}  # file -> batch acknowledged in
+    stop_loop = threading.Event()
+
+    def write_loop() -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            for i in range(5000):
+                if stop_loop.is_set():
+                    return
+                try:
+                    response = client.post(
+                        f"/sendF?freeze_at={freeze_at}",
+                        content=chunk_body(i),
+                        headers={"content-type": "application/json"},
+                    )
+                    if response.status_code in (200, 201):
+                        doc = response.json()
+                        acked[doc["file"]] = doc["batch"]
+                    elif response.status_code == 503:
+                        client.post("/cleanall", json={"msg": "test"})
+                    else:
+                        raise AssertionError(f"unexpected {response.status_code}: {response.text}")
+                except httpx.TransportError:
+                    return  # the server was killed
+
+    loop = threading.Thread(target=write_loop)
+    loop.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 150 and time.monotonic() < deadline and loop.is_alive():
+        time.sleep(0.01)
+    assert stop(proc, signal.SIGKILL) == -signal.SIGKILL
+    loop.join(timeout=10)
+    stop_loop.set()
+    assert len(acked) >= 150
+
+    proc, url = start_buffer(tmp_path)
+    try:
+        stat = httpx.get(f"{url}/stat").json()
+        live = files_in(tmp_path / "data")
+        assert (stat["n_itm"], stat["buff_size"]) == (len(live), sum(live.values()))
+        assert not [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".")]
+        listed = httpx.get(f"{url}/dumpF", params={"limit": 100_000}).json()
+        assert sorted(listed["nmlist"]) == sorted(live)
+
+        where: dict[str, list[int]] = {name: [stat["batch"]] for name in live}
+        batches = httpx.get(f"{url}/batches", params={"limit": 1000}).json()["batches"]
+        assert batches, "the loop froze and flushed at least once"
+        for manifest in batches:
+            for name in files_in(tmp_path / "archive" / manifest["archive"]):
+                where.setdefault(name, []).append(manifest["batch"])
+        missing = [name for name in acked if name not in where]
+        assert missing == []
+        assert {n: b for n, b in where.items() if len(b) != 1} == {}
+        assert {n: where[n][0] for n in acked} == acked
+        # The restarted service keeps working on the recovered state.
+        again = httpx.post(
+            f"{url}/sendF", content=chunk_body(0), headers={"content-type": "application/json"}
+        )
+        assert again.status_code in (200, 503)
+    finally:
+        # uvicorn re-raises SIGTERM once its graceful shutdown is done.
+        assert stop(proc, signal.SIGTERM) in (0, -signal.SIGTERM)
+    last = orjson.loads((tmp_path / "log" / "LogStream.json").read_bytes().splitlines()[-1])
+    assert last["event"] == "stop"
+    assert last["n_itm"] == len(files_in(tmp_path / "data"))
