@@ -1,0 +1,51 @@
+"""datastore_logic: the freeze/flush policy in front of the databuffer, and the status page.
+
+gunicorn runs ``'datastore_logic:create_app()'``; nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from datastore_logic.settings import Settings
+
+SERVICE = "datastore_logic"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app from ``settings`` (read from the environment when not given)."""
+    from flask import Flask
+
+    from datastore_logic.policy import Policy
+    from datastore_logic.routes import bp
+    from datastore_logic.settings import Settings
+    from datastore_logic.upstream import BufferClient
+    from glitchflow_core.logs import configure_logging
+    from glitchflow_core.metrics import ServiceMetrics
+
+    settings = settings if settings is not None else Settings()
+    log = configure_logging(SERVICE, settings.log_level)
+    # One INFO line per relayed request would cost more than the relay itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    tokens = settings.service_tokens()
+    if not tokens:
+        log.warning("no SERVICE_TOKEN configured: POST endpoints are open (local use only)")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body
+    app.extensions["glitchflow"] = {
+        "settings": settings,
+        "policy": Policy(settings.max_size, settings.max_batch_age),
+        "buffer": BufferClient(
+            settings.db_burl, settings.upstream_timeout, tokens[0] if tokens else None
+        ),
+        "tokens": tokens,
+        "metrics": ServiceMetrics(),
+        "log": logging.getLogger(SERVICE),
+    }
+    app.register_blueprint(bp)
+    return app

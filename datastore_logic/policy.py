@@ -1,0 +1,93 @@
+"""The freeze and flush policy, kept apart from HTTP so it reads (and tests) on its own.
+
+The buffer applies the policy atomically: every write carries the freeze threshold, so the write
+that brings ``buff_size`` to ``MAX_SIZE`` freezes the batch under the buffer's lock, and no other
+write can slip in between a size check here and a freeze there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FROZEN = "FROZEN"
+WAITING = "WAITING"
+OPERATIONAL = "OPERATIONAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """When a batch is full: ``max_size`` bytes, or optionally ``max_batch_age`` seconds old."""
+
+    max_size: int
+    max_batch_age: float | None = None
+
+    def write_params(self) -> dict[str, str]:
+        """Query parameters of ``/sendF`` that make the buffer freeze on the filling write."""
+        params = {"freeze_at": str(self.max_size)}
+        if self.max_batch_age is not None:
+            params["max_age"] = _seconds(self.max_batch_age)
+        return params
+
+    def freeze_request(self, user: str) -> dict[str, Any]:
+        """Body of ``/upddsc``: freeze, but only if the batch is full (or old enough)."""
+        body: dict[str, Any] = {
+            "dstatus": FROZEN,
+            "user": user,
+            "if_size_at_least": self.max_size,
+        }
+        if self.max_batch_age is not None:
+            body["max_age"] = self.max_batch_age
+        return body
+
+    def freeze_answer(self, buffer_answer: dict[str, Any]) -> dict[str, Any] | None:
+        """The ``/freezeds`` answer from the buffer's ``/upddsc`` answer; None if it is no answer.
+
+        WAITING is only ever the buffer saying "not full yet"; anything else is not a freeze result.
+        """
+        resp = buffer_answer.get("resp")
+        n_f = buffer_answer.get("n_itm")
+        bt_wrt = buffer_answer.get("buff_size")
+        if not isinstance(n_f, int) or not isinstance(bt_wrt, int):
+            return None
+        if resp == FROZEN:
+            return {
+                "resp": FROZEN,
+                "n_f": n_f,
+                "bt_wrt": bt_wrt,
+                "batch": buffer_answer.get("batch"),
+            }
+        if resp == WAITING:
+            return {
+                "resp": WAITING,
+                "n_f": n_f,
+                "bt_wrt": bt_wrt,
+                "max_size": self.max_size,
+                "batch": buffer_answer.get("batch"),
+            }
+        return None
+
+    def fill_ratio(self, buff_size: int) -> float:
+        """How full the batch is, 0 to 1 (capped: the filling write may overshoot)."""
+        return min(buff_size / self.max_size, 1.0) if self.max_size else 1.0
+
+
+def flush_request(msg: str, force: bool) -> dict[str, Any]:
+    """Body of ``/cleanall``."""
+    return {"msg": msg, "force": force}
+
+
+def flush_answer(buffer_answer: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``/flushbuf`` answer from the buffer's ``/cleanall`` answer; None unless CLEANED."""
+    if buffer_answer.get("resp") != "CLEANED":
+        return None
+    return {
+        "resp": "CLEANED",
+        "batch": buffer_answer.get("batch"),
+        "archive": buffer_answer.get("archive"),
+        "body": buffer_answer,
+    }
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

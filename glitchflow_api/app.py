@@ -1,0 +1,133 @@
+"""Assembly of the FastAPI app: lifespan (the pooled client), error mapping, metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from glitchflow_api.auth import AuthError, Tokens
+from glitchflow_api.settings import Settings
+from glitchflow_api.upstream import UpstreamFailure, new_client
+from glitchflow_core.logs import configure_logging
+from glitchflow_core.metrics import ServiceMetrics
+
+SERVICE = "glitchflow_api"
+log = logging.getLogger(SERVICE)
+
+
+@dataclass
+class Context:
+    """What the routes need, kept on ``app.state.ctx``."""
+
+    settings: Settings
+    tokens: Tokens
+    metrics: ServiceMetrics
+    client: httpx.AsyncClient | None = None
+
+
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON answer serialised with orjson."""
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+    )
+
+
+class MetricsMiddleware:
+    """Counts every request and its latency, labelled by route template (not raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", "unmatched")
+            self.metrics.observe(label, scope["method"], status, time.perf_counter() - started)
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The app for ``settings``; see `glitchflow_api.create_app`."""
+    from glitchflow_api.routes import router
+
+    configure_logging(SERVICE, settings.log_level)
+    # One INFO line per relayed request would cost more than the relay itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    tokens = Tokens(writer=settings.writer_token_set(), admin=settings.admin_token_set())
+    if tokens.open:
+        log.warning("no WRITER_TOKENS or ADMIN_TOKENS configured: the API is open (local use only)")
+    elif not tokens.admin:
+        log.warning("no ADMIN_TOKENS configured: /train and /cleanbuf refuse every caller")
+    if not settings.service_tokens():
+        log.warning("no SERVICE_TOKEN configured: calls to datastore_logic carry no token")
+    ctx = Context(settings=settings, tokens=tokens, metrics=ServiceMetrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = settings.service_tokens()
+        ctx.client = new_client(
+            settings.ds_burl, settings.upstream_timeout, service[0] if service else None
+        )
+        try:
+            yield
+        finally:
+            await ctx.client.aclose()
+
+    app = FastAPI(
+        title="Glitchflow datastore API",
+        version="0.1.0",
+        description="Stream gravitational-wave strain into the buffer; freeze and flush batches.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.include_router(router)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+
+    @app.exception_handler(UpstreamFailure)
+    async def _upstream_failure(request: Request, exc: UpstreamFailure) -> Response:
+        ctx.metrics.refusals.labels(exc.resp.lower()).inc()
+        log.warning("datastore_logic failed: %s", exc.detail, extra={"resp": exc.resp})
+        return json_response(exc.body(), exc.status)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> Response:
+        ctx.metrics.refusals.labels(exc.resp.lower()).inc()
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return json_response({"resp": exc.resp, "detail": exc.detail}, exc.status, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        ctx.metrics.refusals.labels("invalid").inc()
+        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        field = ".".join(loc) or "body"
+        return json_response(
+            {"resp": "INVALID", "detail": {"field": field, "reason": first["msg"]}}, 422
+        )
+
+    return app

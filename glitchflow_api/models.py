@@ -1,0 +1,133 @@
+"""Wire schemas of the public API, with the original field names; they document ``/docs``.
+
+``/streamdata`` is documented by `ChunkIn` but validated by ``glitchflow_core.chunk.parse_chunk``
+(orjson + numpy), a third of the cost of validating 16,384 floats one by one through pydantic.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ChunkIn(BaseModel):
+    """One chunk of strain: samples ``h`` from GPS time ``t0``, spaced ``dt`` seconds."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"h": [1.2e-21, -3.4e-22, 5.6e-22], "t": [1370000000.0, 0.00006103515625]}]
+        },
+    )
+
+    h: list[float] = Field(min_length=1, description="Strain samples: finite floats, at least one.")
+    t: tuple[float, float] = Field(
+        description="[t0, dt]: GPS time of the first sample and the sample spacing (dt > 0)."
+    )
+    channel: str | None = Field(
+        None,
+        description="Channel, e.g. 'L1:GWOSC-4KHZ_R1_STRAIN'; without it the default channel.",
+        examples=["L1:GWOSC-4KHZ_R1_STRAIN"],
+    )
+
+
+class TrainRequest(BaseModel):
+    """The freeze signal Airflow sends; ``token`` (or the bearer header) must be an admin token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(max_length=200, description="Who asks (stored as the batch's freezer).")
+    token: str | None = Field(
+        None, max_length=4096, description="Admin token, if not sent as a bearer header."
+    )
+
+
+class CleanRequest(BaseModel):
+    """The flush signal: archive the frozen batch and reopen the buffer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    msg: str = Field("", max_length=10_000, description="Free text, kept in the buffer's log.")
+    force: bool = Field(False, description="Flush even when the buffer is not frozen.")
+
+
+class ErrorDetail(BaseModel):
+    """What was wrong with the input."""
+
+    field: str
+    reason: str
+
+
+class ErrorAnswer(BaseModel):
+    """Any refusal or failure; ``resp`` says which, ``upstream`` names a failing next hop."""
+
+    resp: str = Field(examples=["INVALID", "UNAUTHORIZED", "UPSTREAM_UNREACHABLE"])
+    detail: ErrorDetail | str | dict[str, Any] | None = None
+    upstream: str | None = None
+
+
+class StreamAnswer(BaseModel):
+    """The result of a write; ``body`` is the store's own answer (file, bytes, counts, batch)."""
+
+    resp: Literal["CREATED", "DUPLICATE", "CONFLICT", "FROZEN", "BUSY"]
+    body: dict[str, Any] | None = None
+
+
+class TrainAnswer(BaseModel):
+    """FROZEN with the batch's counts, or WAITING when the batch is not full yet."""
+
+    resp: Literal["FROZEN", "WAITING"]
+    n_f: int = Field(description="Files in the batch.")
+    bt_wrt: int = Field(description="Bytes in the batch.")
+    batch: int | None = Field(None, description="Batch id.")
+    archive: str | None = Field(
+        None, description="Archive folder of the batch: known once it is flushed (/cleanbuf)."
+    )
+    max_size: int | None = Field(None, description="The freeze threshold (WAITING only).")
+
+
+class CleanAnswer(BaseModel):
+    """The flushed batch and where it was archived."""
+
+    resp: Literal["CLEANED"]
+    batch: int | None = None
+    archive: str | None = Field(
+        None, description="Folder under the archive root, e.g. 000003-20261122T101500Z."
+    )
+    body: dict[str, Any] | None = None
+
+
+class StatsAnswer(BaseModel):
+    """Counters of the current batch."""
+
+    n_itm: int = Field(description="Files stored.")
+    buff_size: int = Field(description="Bytes stored.")
+    batch: int | None = None
+    dstatus: str | None = None
+
+
+class DumpAnswer(BaseModel):
+    """Stored file names, sorted by channel then GPS time."""
+
+    nmlist: list[str]
+    total: int | None = None
+    offset: int | None = None
+    limit: int | None = None
+
+
+class DescAnswer(BaseModel):
+    """The store's state."""
+
+    resp: Literal["OPERATIONAL", "FROZEN"]
+    batch: int | None = None
+    batch_started: str | float | None = None
+    frozen_at: str | float | None = None
+    frozen_reason: str | None = None
+
+
+class HealthAnswer(BaseModel):
+    """Liveness or readiness."""
+
+    resp: str = Field(examples=["OK", "READY", "NOT_READY"])
+    detail: Any = None

@@ -1,0 +1,84 @@
+"""The datastore_logic client: one ``httpx.AsyncClient`` per app, failures as exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import httpx
+
+UPSTREAM = "datastore_logic"
+CONNECT_ATTEMPTS = 3
+"""Tries when the connection is refused: nothing was sent, so any request may be repeated."""
+BACKOFF_BASE = 0.05
+
+
+class UpstreamFailure(Exception):
+    """Raised when datastore_logic gives no usable answer; ``status``/``body()`` say so."""
+
+    status = 502
+    resp = "UPSTREAM_ERROR"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer of the failure."""
+        return {"resp": self.resp, "upstream": UPSTREAM, "detail": self.detail}
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """Raised when no connection to datastore_logic could be made or it broke off."""
+
+    resp = "UPSTREAM_UNREACHABLE"
+
+
+class UpstreamTimeout(UpstreamFailure):
+    """Raised when datastore_logic did not answer within ``UPSTREAM_TIMEOUT``."""
+
+    status = 504
+    resp = "UPSTREAM_TIMEOUT"
+
+
+class UpstreamError(UpstreamFailure):
+    """Raised when datastore_logic answered something unusable (no JSON, unexpected status)."""
+
+
+def new_client(base_url: str, timeout: float, token: str | None) -> httpx.AsyncClient:
+    """The app's pooled client (made in the lifespan, closed at shutdown)."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+    )
+
+
+async def call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Send one request; retry only refused connections, with jittered exponential backoff.
+
+    Raises
+    ------
+    UpstreamTimeout
+        When datastore_logic did not answer in time.
+    UpstreamUnreachable
+        When no connection could be made, or it broke before an answer.
+    """
+    timeout = client.timeout.read or 10.0
+    deadline = time.monotonic() + timeout
+    for attempt in range(CONNECT_ATTEMPTS):
+        try:
+            return await client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"no answer within {timeout:g} s") from exc
+        except httpx.ConnectError as exc:
+            pause = BACKOFF_BASE * 2**attempt * (0.5 + random.random())  # noqa: S311
+            if attempt + 1 == CONNECT_ATTEMPTS or time.monotonic() + pause > deadline:
+                raise UpstreamUnreachable("connection refused") from exc
+            await asyncio.sleep(pause)
+        except httpx.TransportError as exc:
+            raise UpstreamUnreachable(type(exc).__name__) from exc
+    raise AssertionError("unreachable")  # pragma: no cover

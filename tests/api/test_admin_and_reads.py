@@ -1,0 +1,234 @@
+"""/train, /cleanbuf, the reads, /dspage, health and the OpenAPI document."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+import respx
+
+FROZEN = {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
+CLEANED = {
+    "resp": "CLEANED",
+    "batch": 3,
+    "archive": "000003-20261122T101500Z",
+    "body": {"resp": "CLEANED", "batch": 3, "archive": "000003-20261122T101500Z", "n_f": 21},
+}
+
+
+async def test_train_frozen_names_counts_and_batch(
+    api: httpx.AsyncClient, logic: respx.MockRouter
+) -> None:
+    freeze = logic.post("/freezeds").respond(200, json=FROZEN)
+    answer = await api.post("/train", json={"user": "airflow", "token": "t"})
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "resp": "FROZEN",
+        "n_f": 21,
+        "bt_wrt": 1008,
+        "batch": 3,
+        "archive": None,
+    }
+    assert orjson.loads(freeze.calls.last.request.content) == {"user": "airflow"}
+
+
+async def test_train_waiting_when_not_full(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.post("/freezeds").respond(
+        200, json={"resp": "WAITING", "n_f": 1, "bt_wrt": 48, "max_size": 1000, "batch": 3}
+    )
+    answer = await api.post("/train", json={"user": "airflow", "token": "t"})
+    assert answer.json()["resp"] == "WAITING"
+    assert answer.json()["max_size"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [
+        (httpx.ConnectError("refused"), 502),
+        (httpx.ReadTimeout("slow"), 504),
+        (httpx.Response(502, json={"resp": "UPSTREAM_UNREACHABLE", "upstream": "databuffer"}), 502),
+        (httpx.Response(504, json={"resp": "UPSTREAM_TIMEOUT", "upstream": "databuffer"}), 504),
+        (httpx.Response(500, text="boom"), 502),
+        (httpx.Response(200, json={"resp": "SOMETHING"}), 502),
+    ],
+)
+async def test_train_failure_is_an_error_never_waiting(
+    api: httpx.AsyncClient, logic: respx.MockRouter, failure: object, status: int
+) -> None:
+    if isinstance(failure, httpx.Response):
+        logic.post("/freezeds").mock(return_value=failure)
+    else:
+        logic.post("/freezeds").mock(side_effect=failure)
+    answer = await api.post("/train", json={"user": "airflow", "token": "t"})
+    assert answer.status_code == status
+    assert answer.json()["resp"] not in ("FROZEN", "WAITING")
+
+
+@pytest.mark.parametrize(
+    ("headers", "body_token"),
+    [({"Authorization": "Bearer {}"}, None), ({}, "{}")],
+    ids=["header", "body"],
+)
+async def test_train_accepts_admin_token_in_header_or_body(
+    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens, headers: dict, body_token
+) -> None:
+    headers = {k: v.format(tokens.admin) for k, v in headers.items()}
+    body_token = body_token.format(tokens.admin) if body_token else None
+    freeze = logic.post("/freezeds").respond(200, json=FROZEN)
+    answer = await secured_api.post(
+        "/train", json={"user": "airflow", "token": body_token}, headers=headers
+    )
+    assert answer.status_code == 200
+    assert tokens.admin.encode() not in freeze.calls.last.request.content
+
+
+async def test_train_with_writer_token_is_403(
+    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens
+) -> None:
+    freeze = logic.post("/freezeds").respond(200, json=FROZEN)
+    answer = await secured_api.post(
+        "/train", json={"user": "a"}, headers={"Authorization": f"Bearer {tokens.writer}"}
+    )
+    assert (answer.status_code, answer.json()["resp"]) == (403, "FORBIDDEN")
+    assert not freeze.called
+
+
+async def test_train_with_bad_token_is_401_without_echo(
+    secured_api: httpx.AsyncClient, logic: respx.MockRouter
+) -> None:
+    freeze = logic.post("/freezeds").respond(200, json=FROZEN)
+    answer = await secured_api.post("/train", json={"user": "a", "token": "guess-guess-guess"})
+    assert (answer.status_code, answer.json()["resp"]) == (401, "UNAUTHORIZED")
+    assert "guess-guess-guess" not in answer.text
+    assert not freeze.called
+
+
+async def test_train_body_must_name_user(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    freeze = logic.post("/freezeds").respond(200, json=FROZEN)
+    answer = await api.post("/train", json={"token": "t"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"]["field"] == "user"
+    assert not freeze.called
+
+
+async def test_cleanbuf_cleaned_names_batch_and_archive(
+    api: httpx.AsyncClient, logic: respx.MockRouter
+) -> None:
+    flush = logic.post("/flushbuf").respond(200, json=CLEANED)
+    answer = await api.post("/cleanbuf", json={"msg": "trained"})
+    assert answer.json() == {
+        "resp": "CLEANED",
+        "batch": 3,
+        "archive": "000003-20261122T101500Z",
+        "body": CLEANED["body"],
+    }
+    assert orjson.loads(flush.calls.last.request.content) == {"msg": "trained", "force": False}
+
+
+async def test_cleanbuf_not_frozen_is_409(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.post("/flushbuf").respond(409, json={"resp": "NOT_FROZEN"})
+    answer = await api.post("/cleanbuf", json={"msg": "x"})
+    assert (answer.status_code, answer.json()["resp"]) == (409, "NOT_FROZEN")
+
+
+async def test_cleanbuf_force_is_passed(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    flush = logic.post("/flushbuf").respond(200, json=CLEANED)
+    await api.post("/cleanbuf", json={"msg": "x", "force": True})
+    assert orjson.loads(flush.calls.last.request.content)["force"] is True
+
+
+async def test_cleanbuf_archive_failure_relayed(
+    api: httpx.AsyncClient, logic: respx.MockRouter
+) -> None:
+    logic.post("/flushbuf").respond(507, json={"resp": "ARCHIVE_FAILED", "detail": "disk full"})
+    answer = await api.post("/cleanbuf", json={"msg": "x"})
+    assert (answer.status_code, answer.json()["resp"]) == (507, "ARCHIVE_FAILED")
+
+
+async def test_cleanbuf_needs_admin_header(
+    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens
+) -> None:
+    flush = logic.post("/flushbuf").respond(200, json=CLEANED)
+    writer = await secured_api.post(
+        "/cleanbuf", json={"msg": "x"}, headers={"Authorization": f"Bearer {tokens.writer}"}
+    )
+    nobody = await secured_api.post("/cleanbuf", json={"msg": "x"})
+    admin = await secured_api.post(
+        "/cleanbuf", json={"msg": "x"}, headers={"Authorization": f"Bearer {tokens.admin}"}
+    )
+    assert (writer.status_code, nobody.status_code, admin.status_code) == (403, 401, 200)
+    assert flush.call_count == 1
+
+
+async def test_stats_relayed(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    body = {"n_itm": 2, "buff_size": 96, "batch": 1, "dstatus": "OPERATIONAL"}
+    logic.get("/bufstat").respond(200, json=body)
+    answer = await api.get("/stats")
+    assert answer.json() == body
+
+
+async def test_dumpbuf_passes_paging(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    dump = logic.get("/dumpf").respond(
+        200, json={"nmlist": ["a.json"], "total": 3, "offset": 2, "limit": 1}
+    )
+    answer = await api.get("/dumpbuf?limit=1&offset=2")
+    assert answer.json()["nmlist"] == ["a.json"]
+    assert dict(dump.calls.last.request.url.params) == {"limit": "1", "offset": "2"}
+
+
+async def test_desc_answers_state(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.get("/dsdesc").respond(
+        200, json={"dstatus": "FROZEN", "user": "airflow", "batch": 3, "frozen_at": "t"}
+    )
+    answer = await api.get("/desc")
+    assert answer.json() == {"resp": "FROZEN", "batch": 3, "frozen_at": "t"}
+
+
+async def test_desc_without_state_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.get("/dsdesc").respond(200, json={"user": "x"})
+    answer = await api.get("/desc")
+    assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_ERROR")
+
+
+async def test_stats_logic_down_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.get("/bufstat").mock(side_effect=httpx.ConnectError("refused"))
+    answer = await api.get("/stats")
+    assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_UNREACHABLE")
+
+
+async def test_dspage_serves_html_itself(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    page = logic.get("/").respond(200, html="<html><h1>Glitchflow datastore</h1></html>")
+    answer = await api.get("/dspage?page=2")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Glitchflow datastore" in answer.text
+    assert "location" not in answer.headers
+    assert page.calls.last.request.url.params["page"] == "2"
+
+
+async def test_dspage_logic_down_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    logic.get("/").mock(side_effect=httpx.ConnectError("refused"))
+    answer = await api.get("/dspage")
+    assert answer.status_code == 502
+
+
+async def test_healthz_and_readyz(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+    health = logic.get("/healthz")
+    down = httpx.ConnectError("down")
+    health.side_effect = [httpx.Response(200, json={"resp": "OK"}), down, down, down]
+    assert (await api.get("/healthz")).json() == {"resp": "OK"}
+    assert (await api.get("/readyz")).status_code == 200
+    not_ready = await api.get("/readyz")
+    assert (not_ready.status_code, not_ready.json()["resp"]) == (503, "NOT_READY")
+
+
+async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncClient) -> None:
+    spec = (await api.get("/openapi.json")).json()
+    stream_body = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(stream_body["schema"]["properties"]) == {"h", "t", "channel"}
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["TrainRequest"]["properties"]) == {"user", "token"}
+    assert {"resp", "n_f", "bt_wrt"} <= set(schemas["TrainAnswer"]["properties"])
+    assert set(schemas["StatsAnswer"]["properties"]) >= {"n_itm", "buff_size"}
+    assert "nmlist" in schemas["DumpAnswer"]["properties"]
+    assert (await api.get("/docs")).status_code == 200

@@ -1,0 +1,182 @@
+"""The three services as real processes: the freeze/flush cycle and failures, end to end."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+MAX_SIZE = 20_000  # about five 200-sample chunks
+
+
+def stream_until_frozen(api: httpx.Client, headers: dict[str, str], chunk, limit: int = 50) -> list:
+    """Post new chunks until one freezes the batch; the CREATED answers' bodies."""
+    created = []
+    for i in range(limit):
+        answer = api.post("/streamdata", content=chunk(1e9 + i, seed=i), headers=headers)
+        assert answer.status_code == 201, answer.text
+        created.append(answer.json()["body"])
+        if answer.json()["body"]["frozen"]:
+            return created
+    raise AssertionError(f"not frozen after {limit} chunks")
+
+
+def test_freeze_train_flush_cycle(stack_factory, tmp_path, tokens_env, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(
+        max_size=MAX_SIZE, env=tokens_env, data_dir=tmp_path / "buf", logic_workers=3
+    )
+    buf = disk(tmp_path / "buf")
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        assert (
+            api.post("/train", json={"user": "airflow"}, headers=auth.admin).json()["resp"]
+            == "WAITING"
+        )
+        created = stream_until_frozen(api, auth.writer, chunk)
+        names = {c["file"] for c in created}
+        assert sum(c["bytes"] for c in created) >= MAX_SIZE
+        assert sum(c["bytes"] for c in created[:-1]) < MAX_SIZE
+
+        refused = api.post("/streamdata", content=chunk(2e9), headers=auth.writer)
+        assert refused.status_code == 503
+        assert refused.json()["resp"] == "FROZEN"
+        assert int(refused.headers["Retry-After"]) >= 1
+
+        on_disk = buf.files()
+        train = api.post(
+            "/train", json={"user": "airflow", "token": auth.admin["Authorization"][7:]}
+        )
+        assert train.status_code == 200
+        assert train.json()["resp"] == "FROZEN"
+        assert train.json()["n_f"] == len(on_disk) == len(created)
+        assert train.json()["bt_wrt"] == sum(on_disk.values())
+        assert set(on_disk) == names
+        batch = train.json()["batch"]
+        assert api.get("/desc").json()["resp"] == "FROZEN"
+
+        clean = api.post("/cleanbuf", json={"msg": "trained"}, headers=auth.admin)
+        assert clean.status_code == 200
+        assert clean.json()["resp"] == "CLEANED"
+        assert clean.json()["batch"] == batch
+        archive = clean.json()["archive"]
+        assert buf.archived_files(archive) == names
+        assert buf.archives()[archive]["n_f"] == len(names)
+        assert buf.files() == {}
+
+        assert api.get("/desc").json()["resp"] == "OPERATIONAL"
+        again = api.post("/streamdata", content=chunk(3e9), headers=auth.writer)
+        assert again.status_code == 201
+        assert again.json()["body"]["batch"] != batch
+        assert api.get("/stats").json()["n_itm"] == 1
+
+
+def test_duplicates_are_not_counted(stack_factory, tmp_path, tokens_env, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env, data_dir=tmp_path / "buf")
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        body = chunk(1e9)
+        first = api.post("/streamdata", content=body, headers=auth.writer)
+        second = api.post("/streamdata", content=body, headers=auth.writer)
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert second.json()["resp"] == "DUPLICATE"
+        stats = api.get("/stats").json()
+        assert stats["n_itm"] == 1
+        assert stats["buff_size"] == first.json()["body"]["bytes"]
+        assert disk(tmp_path / "buf").files() == {first.json()["body"]["file"]: stats["buff_size"]}
+
+
+def test_conflicting_chunk_is_409(stack_factory, tokens_env, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        assert (
+            api.post("/streamdata", content=chunk(1e9, seed=1), headers=auth.writer).status_code
+            == 201
+        )
+        other = api.post("/streamdata", content=chunk(1e9, seed=2), headers=auth.writer)
+        assert (other.status_code, other.json()["resp"]) == (409, "CONFLICT")
+        assert api.get("/stats").json()["n_itm"] == 1
+
+
+def test_tokens_are_enforced_and_never_shown(stack_factory, tokens_env, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        json = {"Content-Type": "application/json"}
+        assert api.post("/streamdata", content=chunk(1e9), headers=json).status_code == 401
+        assert api.post("/train", json={"user": "x", "token": "nope"}).status_code == 401
+        assert api.post("/cleanbuf", json={"msg": "x"}, headers=auth.writer).status_code == 403
+        api.post("/train", json={"user": "x"}, headers=auth.admin)
+        shown = " ".join(
+            api.get(path).text for path in ("/stats", "/desc", "/dumpbuf", "/dspage", "/metrics")
+        )
+        for token in tokens_env.values():
+            if token != "WARNING":
+                assert token not in shown
+    # The logic refuses callers without the service token: the buffer is reached only through it.
+    refused = httpx.post(
+        layout.logic_url + "/stream",
+        content=chunk(1e9),
+        headers={"Content-Type": "application/json"},
+    )
+    assert refused.status_code == 401
+
+
+def test_bad_chunk_writes_nothing(stack_factory, tmp_path, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(
+        max_size=MAX_SIZE,
+        env={"GLITCHFLOW_WRITER_TOKENS": auth.writer["Authorization"][7:]},
+        data_dir=tmp_path / "buf",
+    )
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        answer = api.post("/streamdata", content=b'{"h":[],"t":[1,1]}', headers=auth.writer)
+        assert (answer.status_code, answer.json()["detail"]["field"]) == (422, "h")
+        assert api.get("/stats").json()["n_itm"] == 0
+    assert disk(tmp_path / "buf").files() == {}
+
+
+def test_status_page_served_by_api(stack_factory, tokens_env, auth, chunk, disk) -> None:
+    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        empty = api.get("/dspage")
+        assert empty.status_code == 200
+        assert "The buffer is empty." in empty.text
+        created = api.post("/streamdata", content=chunk(1e9), headers=auth.writer).json()["body"]
+        page = api.get("/dspage")
+        assert created["file"] in page.text
+        assert "OPERATIONAL" in page.text
+
+
+def test_buffer_down_is_an_error_never_frozen_or_waiting(
+    stack_factory, tokens_env, auth, chunk, disk
+) -> None:
+    stack, layout = stack_factory(
+        max_size=MAX_SIZE, env={**tokens_env, "GLITCHFLOW_UPSTREAM_TIMEOUT": "3"}
+    )
+    buffer = next(p for p in stack.processes if p.name == "databuffer")
+    with httpx.Client(base_url=layout.api_url, timeout=15) as api:
+        assert api.post("/streamdata", content=chunk(1e9), headers=auth.writer).status_code == 201
+        buffer.kill()
+        answers = [
+            api.post("/streamdata", content=chunk(2e9), headers=auth.writer),
+            api.post("/train", json={"user": "airflow"}, headers=auth.admin),
+            api.post("/cleanbuf", json={"msg": "x"}, headers=auth.admin),
+            api.get("/stats"),
+            api.get("/desc"),
+            api.get("/dumpbuf"),
+            api.get("/dspage"),
+        ]
+        for answer in answers:
+            assert answer.status_code in (502, 504), answer.text
+            assert answer.json()["resp"] in ("UPSTREAM_UNREACHABLE", "UPSTREAM_TIMEOUT")
+            assert answer.json()["upstream"] == "databuffer"
+        assert api.get("/healthz").status_code == 200
+        assert httpx.get(layout.logic_url + "/readyz").status_code == 503
+
+
+def test_logic_down_is_502_from_api(stack_factory, tokens_env, auth, chunk, disk) -> None:
+    stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
+    logic = next(p for p in stack.processes if p.name == "logic")
+    logic.kill()
+    with httpx.Client(base_url=layout.api_url, timeout=15) as api:
+        answer = api.post("/train", json={"user": "airflow"}, headers=auth.admin)
+        assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_UNREACHABLE")
+        assert answer.json()["upstream"] == "datastore_logic"
+        assert api.get("/readyz").status_code == 503

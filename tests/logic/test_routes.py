@@ -1,0 +1,354 @@
+"""datastore_logic endpoints against a databuffer mocked at the transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import orjson
+import pytest
+import respx
+from flask.testing import FlaskClient
+
+CHUNK = b'{"h":[1.0e-21,2.0e-21],"t":[1000000000.0,0.25]}'
+CREATED = {
+    "resp": "CREATED",
+    "file": "default-1000000000.000000000-2-0.25.json",
+    "bytes": 48,
+    "n_itm": 1,
+    "buff_size": 48,
+    "batch": 1,
+    "frozen": False,
+}
+TOKEN = "service-token-0123456789"
+
+
+def post_chunk(client: FlaskClient, body: bytes = CHUNK, **headers: str):
+    return client.post(
+        "/stream", data=body, headers={"Content-Type": "application/json", **headers}
+    )
+
+
+def test_stream_forwards_raw_bytes_with_freeze_threshold(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    answer = post_chunk(client)
+    assert answer.status_code == 201
+    assert answer.json == CREATED
+    request = send.calls.last.request
+    assert request.content == CHUNK
+    assert request.url.params["freeze_at"] == "1000"
+    assert "max_age" not in request.url.params
+    assert request.headers["content-type"] == "application/json"
+
+
+def test_stream_sends_max_age_when_configured(
+    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    post_chunk(make_client(max_batch_age=60))
+    assert send.calls.last.request.url.params["max_age"] == "60"
+
+
+def test_stream_relays_frozen_with_retry_after(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    buffer.post("/sendF").respond(
+        503, json={"resp": "FROZEN", "batch": 4}, headers={"Retry-After": "30"}
+    )
+    answer = post_chunk(client)
+    assert answer.status_code == 503
+    assert answer.json == {"resp": "FROZEN", "batch": 4}
+    assert answer.headers["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, {"resp": "DUPLICATE", "file": "f.json", "batch": 1}),
+        (409, {"resp": "CONFLICT", "detail": "overlaps stored data"}),
+        (422, {"resp": "INVALID", "detail": {"field": "h", "reason": "must hold at least one"}}),
+        (507, {"resp": "DISK_FULL"}),
+    ],
+)
+def test_stream_relays_buffer_answers_unchanged(
+    client: FlaskClient, buffer: respx.MockRouter, status: int, body: dict
+) -> None:
+    buffer.post("/sendF").respond(status, json=body)
+    answer = post_chunk(client)
+    assert (answer.status_code, answer.json) == (status, body)
+
+
+def test_stream_wrong_content_type_is_415_and_not_forwarded(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    answer = client.post("/stream", data=CHUNK, headers={"Content-Type": "text/plain"})
+    assert answer.status_code == 415
+    assert answer.json["detail"]["field"] == "content-type"
+    assert not send.called
+
+
+def test_stream_body_over_limit_is_413_and_not_forwarded(
+    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    answer = post_chunk(make_client(max_body=16))
+    assert answer.status_code == 413
+    assert answer.json == {
+        "resp": "INVALID",
+        "detail": {"field": "body", "reason": answer.json["detail"]["reason"]},
+    }
+    assert not send.called
+
+
+def test_stream_buffer_down_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/sendF").mock(side_effect=httpx.ConnectError("refused"))
+    answer = post_chunk(client)
+    assert answer.status_code == 502
+    assert answer.json["resp"] == "UPSTREAM_UNREACHABLE"
+    assert answer.json["upstream"] == "databuffer"
+
+
+def test_stream_refused_connection_is_retried(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF")
+    send.side_effect = [httpx.ConnectError("refused"), httpx.Response(201, json=CREATED)]
+    answer = post_chunk(client)
+    assert answer.status_code == 201
+    assert send.call_count == 2
+
+
+def test_stream_buffer_timeout_is_504(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/sendF").mock(side_effect=httpx.ReadTimeout("slow"))
+    answer = post_chunk(client)
+    assert answer.status_code == 504
+    assert answer.json["resp"] == "UPSTREAM_TIMEOUT"
+
+
+def test_stream_buffer_5xx_without_resp_is_502(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    buffer.post("/sendF").respond(500, text="Internal Server Error")
+    answer = post_chunk(client)
+    assert answer.status_code == 502
+    assert answer.json["resp"] == "UPSTREAM_ERROR"
+
+
+def test_post_needs_service_token_when_configured(
+    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    client = make_client(service_token=TOKEN)
+    assert post_chunk(client).status_code == 401
+    assert post_chunk(client, Authorization="Bearer wrong-token-0123456").status_code == 401
+    assert not send.called
+    answer = post_chunk(client, Authorization=f"Bearer {TOKEN}")
+    assert answer.status_code == 201
+    assert send.calls.last.request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_unauthorized_answer_does_not_echo_token(make_client: Callable[..., FlaskClient]) -> None:
+    answer = post_chunk(make_client(service_token=TOKEN), Authorization="Bearer guessed-token-xyz")
+    assert b"guessed-token-xyz" not in answer.data
+    assert TOKEN.encode() not in answer.data
+
+
+def test_freezeds_frozen_with_counts(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    upd = buffer.post("/upddsc").respond(
+        200, json={"resp": "FROZEN", "n_itm": 21, "buff_size": 1008, "batch": 3}
+    )
+    answer = client.post("/freezeds", json={"user": "airflow", "token": "x"})
+    assert answer.status_code == 200
+    assert answer.json == {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
+    sent = orjson.loads(upd.calls.last.request.content)
+    assert sent == {"dstatus": "FROZEN", "user": "airflow", "if_size_at_least": 1000}
+
+
+def test_freezeds_waiting_when_not_full(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/upddsc").respond(
+        200, json={"resp": "WAITING", "n_itm": 2, "buff_size": 96, "batch": 3}
+    )
+    answer = client.post("/freezeds", json={"user": "airflow"})
+    assert answer.json == {"resp": "WAITING", "n_f": 2, "bt_wrt": 96, "max_size": 1000, "batch": 3}
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(500, text="boom")],
+)
+def test_freezeds_failure_is_never_waiting(
+    client: FlaskClient, buffer: respx.MockRouter, failure: object
+) -> None:
+    if isinstance(failure, httpx.Response):
+        buffer.post("/upddsc").mock(return_value=failure)
+    else:
+        buffer.post("/upddsc").mock(side_effect=failure)
+    answer = client.post("/freezeds", json={"user": "airflow"})
+    assert answer.status_code in (502, 504)
+    assert answer.json["resp"] not in ("FROZEN", "WAITING")
+    assert answer.json["resp"].startswith("UPSTREAM_")
+
+
+def test_freezeds_nonsense_answer_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/upddsc").respond(200, json={"resp": "WAITING"})
+    answer = client.post("/freezeds", json={"user": "airflow"})
+    assert answer.status_code == 502
+    assert answer.json["resp"] == "UPSTREAM_ERROR"
+
+
+def test_freezeds_user_must_be_string(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    upd = buffer.post("/upddsc").respond(200, json={})
+    answer = client.post("/freezeds", json={"user": 5})
+    assert answer.status_code == 422
+    assert answer.json["detail"]["field"] == "user"
+    assert not upd.called
+
+
+def test_flushbuf_cleaned_names_batch_and_archive(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    body = {
+        "resp": "CLEANED",
+        "batch": 3,
+        "archive": "000003-20261122T101500Z",
+        "n_f": 21,
+        "bt_wrt": 1008,
+        "manifest": {},
+    }
+    clean = buffer.post("/cleanall").respond(200, json=body)
+    answer = client.post("/flushbuf", json={"msg": "trained"})
+    assert answer.json == {
+        "resp": "CLEANED",
+        "batch": 3,
+        "archive": "000003-20261122T101500Z",
+        "body": body,
+    }
+    assert orjson.loads(clean.calls.last.request.content) == {"msg": "trained", "force": False}
+
+
+def test_flushbuf_not_frozen_is_409(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/cleanall").respond(409, json={"resp": "NOT_FROZEN"})
+    answer = client.post("/flushbuf", json={"msg": "x"})
+    assert (answer.status_code, answer.json) == (409, {"resp": "NOT_FROZEN"})
+
+
+def test_flushbuf_archive_failure_relayed(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/cleanall").respond(507, json={"resp": "ARCHIVE_FAILED", "detail": "disk full"})
+    answer = client.post("/flushbuf", json={"msg": "x", "force": True})
+    assert (answer.status_code, answer.json["resp"]) == (507, "ARCHIVE_FAILED")
+
+
+def test_flushbuf_force_must_be_bool(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    clean = buffer.post("/cleanall").respond(200, json={})
+    answer = client.post("/flushbuf", json={"msg": "x", "force": "yes"})
+    assert (answer.status_code, answer.json["detail"]["field"]) == (422, "force")
+    assert not clean.called
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream", "body"),
+    [
+        ("/dsdesc", "/dstat", {"dstatus": "OPERATIONAL", "user": "", "batch": 1}),
+        ("/bufstat", "/stat", {"n_itm": 2, "buff_size": 96, "batch": 1, "dstatus": "OPERATIONAL"}),
+        ("/dumpflog", "/dumpLogF", {"log": [], "total": 0, "offset": 0, "limit": 100}),
+    ],
+)
+def test_reads_are_relayed(
+    client: FlaskClient, buffer: respx.MockRouter, path: str, upstream: str, body: dict
+) -> None:
+    buffer.get(upstream).respond(200, json=body)
+    answer = client.get(path)
+    assert (answer.status_code, answer.json) == (200, body)
+
+
+def test_dumpf_passes_paging(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    dump = buffer.get("/dumpF").respond(
+        200, json={"nmlist": ["a.json"], "total": 11, "offset": 10, "limit": 5}
+    )
+    answer = client.get("/dumpf?limit=5&offset=10")
+    assert answer.json["nmlist"] == ["a.json"]
+    assert dict(dump.calls.last.request.url.params) == {"limit": "5", "offset": "10"}
+
+
+def test_dumpf_refuses_bad_paging(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    dump = buffer.get("/dumpF").respond(200, json={})
+    answer = client.get("/dumpf?limit=-3")
+    assert (answer.status_code, answer.json["detail"]["field"]) == (422, "limit")
+    assert not dump.called
+
+
+def mock_page(buffer: respx.MockRouter, files: list[str], buff_size: int, state: str) -> None:
+    buffer.get("/stat").respond(
+        200, json={"n_itm": len(files), "buff_size": buff_size, "batch": 5, "dstatus": state}
+    )
+    buffer.get("/dstat").respond(
+        200, json={"dstatus": state, "user": "airflow", "batch": 5, "frozen_at": None}
+    )
+    buffer.get("/dumpF").respond(
+        200, json={"nmlist": files, "total": len(files), "offset": 0, "limit": 50}
+    )
+
+
+def test_status_page_works_with_empty_buffer(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    mock_page(buffer, [], 0, "OPERATIONAL")
+    answer = client.get("/")
+    assert answer.status_code == 200
+    assert answer.mimetype == "text/html"
+    html = answer.get_data(as_text=True)
+    assert "OPERATIONAL" in html
+    assert "The buffer is empty." in html
+    assert "Fill: 0.0%" in html
+    assert 'http-equiv="refresh"' in html
+
+
+def test_status_page_shows_fill_batch_and_files(
+    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+) -> None:
+    mock_page(buffer, ["default-1.json", "default-2.json"], 750, "FROZEN")
+    html = make_client(service_token=TOKEN).get("/").get_data(as_text=True)
+    assert "Fill: 75.0%" in html
+    assert "width: 75.0%" in html
+    assert "default-2.json" in html
+    assert "<td>5</td>" in html
+    assert "FROZEN" in html
+    assert TOKEN not in html
+
+
+def test_status_page_buffer_down_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.get("/stat").mock(side_effect=httpx.ConnectError("refused"))
+    answer = client.get("/")
+    assert answer.status_code == 502
+
+
+def test_healthz_is_ok(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"resp": "OK"}
+
+
+def test_readyz_follows_buffer(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    ready = buffer.get("/readyz")
+    down = httpx.ConnectError("down")
+    ready.side_effect = [httpx.Response(200, json={"resp": "READY"}), down, down, down]
+    assert client.get("/readyz").status_code == 200
+    answer = client.get("/readyz")
+    assert (answer.status_code, answer.json["resp"]) == (503, "NOT_READY")
+
+
+def test_metrics_count_ingest_and_refusals(client: FlaskClient, buffer: respx.MockRouter) -> None:
+    buffer.post("/sendF").mock(
+        side_effect=[
+            httpx.Response(201, json={**CREATED, "frozen": True, "buff_size": 1200}),
+            httpx.Response(503, json={"resp": "FROZEN", "batch": 1}, headers={"Retry-After": "5"}),
+        ]
+    )
+    post_chunk(client)
+    post_chunk(client)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "glitchflow_ingested_chunks_total 1.0" in text
+    assert "glitchflow_ingested_bytes_total 48.0" in text
+    assert "glitchflow_freezes_total 1.0" in text
+    assert 'glitchflow_refusals_total{reason="frozen"} 1.0' in text
+    assert "glitchflow_fill_ratio 1.0" in text
+    assert 'route="/stream"' in text
