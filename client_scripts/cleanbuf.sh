@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Flush the frozen batch to its archive and reopen the buffer: {"resp": "CLEANED", ...}.
+# Flushing a buffer that is not frozen is refused (409) unless -f is given.
+set -euo pipefail
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+usage="usage: $(basename "$0") [-h] [-m MESSAGE] [-f]   (POST \$GLITCHFLOW_URL/cleanbuf; -f forces)"
+msg="flushed by $(basename "$0")"
+force=false
+while getopts ":hm:f" opt; do
+    case "$opt" in
+        h) echo "$usage"; exit 0 ;;
+        m) msg="$OPTARG" ;;
+        f) force=true ;;
+        :) gf_die "-$OPTARG needs a value; $usage" ;;
+        *) gf_die "unknown option -$OPTARG; $usage" ;;
+    esac
+done
+shift $((OPTIND - 1))
+[[ $# -eq 0 ]] || gf_die "no arguments expected; $usage"
+
+if [[ "$force" == true ]]; then
+    printf '{"msg": %s, "force": true}' "$(gf_json_string "$msg")" | gf_post_json /cleanbuf
+else
+    printf '{"msg": %s}' "$(gf_json_string "$msg")" | gf_post_json /cleanbuf
+fi

@@ -1,0 +1,41 @@
+"""gwclient: stream gravitational-wave strain (GWOSC, local files, synthetic) to Glitchflow.
+
+``gwclient.stream(series_or_dict, "http://127.0.0.1:8000")`` from Python, or the ``gwclient``
+command. Importing this package is cheap: gwpy and aiohttp are loaded only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gwclient.chunks import Chunk, chunk_series, plan_chunks
+    from gwclient.sender import RetryPolicy, Summary, stream, stream_async
+
+__all__ = [
+    "Chunk",
+    "RetryPolicy",
+    "Summary",
+    "chunk_series",
+    "plan_chunks",
+    "stream",
+    "stream_async",
+]
+
+_WHERE = {
+    "Chunk": "gwclient.chunks",
+    "chunk_series": "gwclient.chunks",
+    "plan_chunks": "gwclient.chunks",
+    "RetryPolicy": "gwclient.sender",
+    "Summary": "gwclient.sender",
+    "stream": "gwclient.sender",
+    "stream_async": "gwclient.sender",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'gwclient' has no attribute {name!r}")

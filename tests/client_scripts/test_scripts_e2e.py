@@ -1,0 +1,147 @@
+"""The curl scripts of client_scripts/, against the real stack on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from glitchflow_core.launcher import free_port
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "client_scripts"
+ALL = ["streamdata.sh", "train.sh", "cleanbuf.sh", "stats.sh", "desc.sh", "dumpbuf.sh"]
+WRITER = "writer-token-0123456789"
+ADMIN = "admin-token-0123456789"
+
+
+def run(script: str, *args: str, url: str, token: str | None = None, stdin: str | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLITCHFLOW_")}
+    env["GLITCHFLOW_URL"] = url
+    if token is not None:
+        env["GLITCHFLOW_TOKEN"] = token
+    return subprocess.run(
+        [str(SCRIPTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        input=stdin,
+    )
+
+
+def answers(done: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("script", ALL)
+def test_usage_line_and_bad_options(script):
+    shown = run(script, "-h", url="http://127.0.0.1:1")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith(f"usage: {script}")
+    wrong = run(script, "-Z", url="http://127.0.0.1:1")
+    assert wrong.returncode == 2
+    assert "unknown option -Z" in wrong.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_scripts_pass_shellcheck():
+    done = subprocess.run(
+        ["shellcheck", "-x", *ALL, "common.sh"],
+        cwd=SCRIPTS,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_unreachable_api_exits_non_zero():
+    done = run("stats.sh", url=f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 7  # curl: could not connect
+    assert "Failed to connect" in done.stderr
+
+
+@pytest.mark.e2e
+def test_every_script_through_a_freeze_and_flush(stack_factory, tmp_path):
+    _, layout = stack_factory(data_dir=tmp_path / "store", max_size=20_000)
+    url = layout.api_url
+
+    empty = answers(run("stats.sh", url=url))[0]
+    assert (empty["n_itm"], empty["buff_size"]) == (0, 0)
+    assert answers(run("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
+
+    one = run("streamdata.sh", "-t", "1000000000", url=url)
+    assert one.returncode == 0, one.stdout + one.stderr
+    assert answers(one)[0]["resp"] == "CREATED"
+    again = run("streamdata.sh", "-t", "1000000000", url=url)
+    assert again.returncode == 0 and answers(again)[0]["resp"] == "DUPLICATE"
+
+    many = run(
+        "streamdata.sh", "-n", "20", "-p", "5", "-c", "H1:CURL-STRAIN", "-t", "1000000000", url=url
+    )
+    assert many.returncode == 0, many.stdout + many.stderr
+    assert [a["resp"] for a in answers(many)] == ["CREATED"] * 20
+
+    stats = answers(run("stats.sh", url=url))[0]
+    assert stats["n_itm"] == 21
+    names = answers(run("dumpbuf.sh", url=url))[0]["nmlist"]
+    assert len(names) == 21
+    page = answers(run("dumpbuf.sh", "-l", "5", "-o", "2", url=url))[0]["nmlist"]
+    assert page == names[2:7]
+
+    waiting = run("train.sh", "-u", "airflow", url=url)
+    assert waiting.returncode == 0 and answers(waiting)[0]["resp"] == "WAITING"
+    not_frozen = run("cleanbuf.sh", url=url)
+    assert not_frozen.returncode == 22  # HTTP 409, body still shown
+    assert answers(not_frozen)[0]["resp"] == "NOT_FROZEN"
+
+    big = run("streamdata.sh", "-s", "2048", "-t", "1000001000", url=url)
+    assert big.returncode == 0 and answers(big)[0]["resp"] == "CREATED"
+    assert answers(run("desc.sh", url=url))[0]["resp"] == "FROZEN"
+    refused = run("streamdata.sh", "-t", "1000002000", url=url)
+    assert refused.returncode == 22
+    assert answers(refused)[0]["resp"] == "FROZEN"
+
+    frozen = run("train.sh", url=url)
+    assert frozen.returncode == 0
+    train = answers(frozen)[0]
+    assert (train["resp"], train["n_f"]) == ("FROZEN", 22)
+    cleaned = run("cleanbuf.sh", "-m", "archived by the test", url=url)
+    assert cleaned.returncode == 0, cleaned.stdout
+    assert answers(cleaned)[0]["resp"] == "CLEANED"
+    assert answers(run("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
+    assert answers(run("stats.sh", url=url))[0]["n_itm"] == 0
+
+
+@pytest.mark.e2e
+def test_invalid_payload_file_exits_non_zero_naming_the_field(stack_factory, tmp_path):
+    _, layout = stack_factory(data_dir=tmp_path / "store")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"h": [1.0], "t": [1.0, 0]}')
+    done = run("streamdata.sh", "-f", str(bad), url=layout.api_url)
+    assert done.returncode == 22
+    answer = answers(done)[0]
+    assert answer["detail"]["field"] == "t"
+
+
+@pytest.mark.e2e
+def test_scripts_send_the_token(stack_factory, tmp_path):
+    env = {"GLITCHFLOW_WRITER_TOKENS": WRITER, "GLITCHFLOW_ADMIN_TOKENS": ADMIN}
+    _, layout = stack_factory(data_dir=tmp_path / "store", env=env)
+    url = layout.api_url
+    denied = run("streamdata.sh", "-t", "1000000000", url=url)
+    assert denied.returncode == 22
+    assert WRITER not in denied.stdout + denied.stderr
+    allowed = run("streamdata.sh", "-t", "1000000000", url=url, token=WRITER)
+    assert allowed.returncode == 0 and answers(allowed)[0]["resp"] == "CREATED"
+    assert run("train.sh", url=url).returncode == 22
+    waiting = run("train.sh", url=url, token=ADMIN)
+    assert waiting.returncode == 0 and answers(waiting)[0]["resp"] == "WAITING"
+    forced = run("cleanbuf.sh", "-f", url=url, token=ADMIN)
+    assert forced.returncode == 0 and answers(forced)[0]["resp"] == "CLEANED"
+    assert ADMIN not in forced.stdout

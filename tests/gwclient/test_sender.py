@@ -1,0 +1,372 @@
+"""The sender against real aiohttp test servers: retries, refusals, duplicates, pacing, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import numpy as np
+import orjson
+import pytest
+from aiohttp import web
+
+from glitchflow_core.chunk import parse_chunk
+from gwclient import cli
+from gwclient.chunks import chunk_array
+from gwclient.sender import RetryPolicy, Summary, parse_retry_after, send_chunks, stream
+
+# gwpy 4.1 still reads astropy's COPY_IF_NEEDED, which astropy 8 deprecates; nothing of ours.
+GWPY_WARNING = pytest.mark.filterwarnings(
+    "ignore:COPY_IF_NEEDED is no longer needed"
+    ":astropy.utils.exceptions.AstropyPendingDeprecationWarning"
+)
+FAST = RetryPolicy(max_attempts=4, max_elapsed=20.0, base_delay=0.01, max_delay=0.05)
+
+
+def chunks(n: int = 3, channel: str = "H1:TEST-STRAIN", samples: int = 8):
+    data = np.arange(n * samples, dtype=np.float64)
+    return list(chunk_array(data, 1000.0, 1 / samples, channel, 1.0))
+
+
+def json_answer(status: int, resp: str, **extra) -> web.Response:
+    return web.json_response({"resp": resp, **extra}, status=status)
+
+
+class FakeApi:
+    """A /streamdata that stores chunks by identity, as the real API does, and can misbehave."""
+
+    def __init__(self, script: Callable[[FakeApi, int, tuple], web.Response | None] | None = None):
+        self.script = script
+        self.stored: dict[tuple, bytes] = {}
+        self.calls: Counter[tuple] = Counter()
+        self.times: dict[tuple, list[float]] = {}
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.delay = 0.0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        chunk = parse_chunk(body)
+        key = chunk.identity
+        self.calls[key] += 1
+        self.times.setdefault(key, []).append(time.monotonic())
+        self.headers.append(dict(request.headers))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.script is not None:
+                answer = self.script(self, self.calls[key], key)
+                if answer is not None:
+                    return answer
+            if key in self.stored:
+                return json_answer(200, "DUPLICATE", body={"batch": 1})
+            self.stored[key] = body
+            return json_answer(201, "CREATED", body={"batch": 1, "bytes": len(body)})
+        finally:
+            self.in_flight -= 1
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/streamdata", self.handle)
+        return app
+
+
+@pytest.fixture
+def serve(aiohttp_server):
+    async def start(api: FakeApi) -> str:
+        server = await aiohttp_server(api.app())
+        return str(server.make_url("")).rstrip("/")
+
+    return start
+
+
+async def test_frozen_then_created_waits_for_retry_after(serve):
+    def frozen_first(api, call, key):
+        if call == 1:
+            return web.json_response(
+                {"resp": "FROZEN", "batch": 1}, status=503, headers={"Retry-After": "1"}
+            )
+        return None
+
+    api = FakeApi(frozen_first)
+    url = await serve(api)
+    summary = await send_chunks(chunks(2), url, retry=FAST, concurrency=2)
+    assert summary.ok and summary.created == 2 and summary.retries == 2
+    for times in api.times.values():
+        assert len(times) == 2
+        assert times[1] - times[0] >= 1.0  # Retry-After honoured, not the 10 ms backoff
+
+
+async def test_frozen_waits_do_not_use_up_the_attempts(serve):
+    def frozen_five_times(api, call, key):
+        if call <= 5:
+            return web.json_response({"resp": "FROZEN"}, status=503, headers={"Retry-After": "0"})
+        return None
+
+    api = FakeApi(frozen_five_times)
+    summary = await send_chunks(chunks(1), await serve(api), retry=FAST)
+    assert summary.ok and summary.created == 1
+    assert sum(api.calls.values()) == 6
+
+
+async def test_invalid_chunk_is_refused_and_not_retried(serve):
+    def invalid(api, call, key):
+        return web.json_response(
+            {"resp": "INVALID", "detail": {"field": "h", "reason": "contains NaN or infinity"}},
+            status=422,
+        )
+
+    api = FakeApi(invalid)
+    summary = await send_chunks(chunks(3), await serve(api), retry=FAST)
+    assert (summary.refused, summary.created, summary.retries) == (3, 0, 0)
+    assert not summary.ok
+    assert all(count == 1 for count in api.calls.values())
+    assert "422 INVALID" in summary.errors[0] and "'field': 'h'" in summary.errors[0]
+
+
+async def test_conflict_is_refused_and_not_retried(serve):
+    api = FakeApi(lambda api, call, key: json_answer(409, "CONFLICT", detail="overlaps"))
+    summary = await send_chunks(chunks(1), await serve(api), retry=FAST)
+    assert summary.refused == 1 and sum(api.calls.values()) == 1
+
+
+async def test_duplicates_count_as_delivered(serve):
+    api = FakeApi()
+    url = await serve(api)
+    first = await send_chunks(chunks(3), url)
+    again = await send_chunks(chunks(3), url)
+    assert (first.created, first.duplicates) == (3, 0)
+    assert (again.created, again.duplicates, again.delivered) == (0, 3, 3)
+    assert again.ok
+    assert len(api.stored) == 3
+
+
+async def test_server_errors_and_429_are_retried_with_backoff(serve):
+    def flaky(api, call, key):
+        if call == 1:
+            return json_answer(502, "UPSTREAM_UNREACHABLE", upstream="databuffer")
+        if call == 2:
+            return json_answer(429, "BUSY")
+        return None
+
+    api = FakeApi(flaky)
+    summary = await send_chunks(chunks(2), await serve(api), retry=FAST)
+    assert summary.ok and summary.created == 2 and summary.retries == 4
+
+
+async def test_lost_answer_is_retried_and_stored_once(serve):
+    """The write lands but the answer is lost: the retry is acknowledged as a duplicate."""
+
+    class DroppingApi(FakeApi):
+        async def handle(self, request):
+            answer = await super().handle(request)
+            key = parse_chunk(await request.read()).identity
+            if self.calls[key] == 1:
+                request.transport.close()  # stored, but the client never hears it
+            return answer
+
+    api = DroppingApi()
+    summary = await send_chunks(chunks(3), await serve(api), retry=FAST)
+    assert summary.ok
+    assert (summary.created, summary.duplicates) == (0, 3)
+    assert len(api.stored) == 3 and all(n == 2 for n in api.calls.values())
+
+
+async def test_retries_are_capped_and_the_rest_is_skipped(serve):
+    api = FakeApi(lambda api, call, key: json_answer(500, "ERROR"))
+    summary = await send_chunks(chunks(5), await serve(api), retry=FAST, concurrency=1)
+    assert (summary.failed, summary.skipped, summary.delivered) == (1, 4, 0)
+    assert sum(api.calls.values()) == FAST.max_attempts
+    assert "gave up after 4 attempts" in summary.errors[0]
+
+
+async def test_retries_are_capped_by_total_time(serve):
+    api = FakeApi(
+        lambda api, call, key: web.json_response(
+            {"resp": "FROZEN"}, status=503, headers={"Retry-After": "30"}
+        )
+    )
+    policy = RetryPolicy(max_attempts=100, max_elapsed=5.0)
+    started = time.monotonic()
+    summary = await send_chunks(chunks(1), await serve(api), retry=policy)
+    assert summary.failed == 1 and time.monotonic() - started < 2.0
+
+
+async def test_connection_refused_fails_after_its_attempts():
+    from glitchflow_core.launcher import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    summary = await send_chunks(chunks(2), url, retry=FAST, concurrency=1)
+    assert summary.failed == 1 and summary.skipped == 1
+    assert "Cannot connect" in summary.errors[0] or "Connect" in summary.errors[0]
+
+
+async def test_bad_token_stops_the_stream(serve):
+    api = FakeApi(lambda api, call, key: json_answer(401, "UNAUTHORIZED"))
+    summary = await send_chunks(chunks(4), await serve(api), token="wrong", concurrency=1)
+    assert (summary.refused, summary.skipped) == (1, 3)
+    assert sum(api.calls.values()) == 1
+
+
+async def test_token_is_sent_as_bearer(serve, monkeypatch):
+    from gwclient.sender import stream_async
+
+    api = FakeApi()
+    url = await serve(api)
+    await send_chunks(chunks(1), url, token="s3cret-token-value")
+    monkeypatch.setenv("GLITCHFLOW_TOKEN", "from-the-environment")
+    await stream_async(chunks(1, channel="L1:TEST-STRAIN"), url)
+    assert [h.get("Authorization") for h in api.headers] == [
+        "Bearer s3cret-token-value",
+        "Bearer from-the-environment",
+    ]
+    assert all(h["Content-Type"] == "application/json" for h in api.headers)
+
+
+async def test_concurrency_is_bounded(serve):
+    api = FakeApi()
+    api.delay = 0.05
+    summary = await send_chunks(chunks(20), await serve(api), concurrency=3)
+    assert summary.created == 20
+    assert api.max_in_flight == 3
+
+
+async def test_realtime_paces_chunks_at_the_data_rate(serve):
+    api = FakeApi()
+    data = np.zeros(40)
+    paced = list(chunk_array(data, 50.0, 0.01, "H1:TEST-STRAIN", 0.1))  # 4 chunks of 0.1 s
+    started = time.monotonic()
+    summary = await send_chunks(paced, await serve(api), realtime=True, concurrency=4)
+    assert summary.ok
+    sent = sorted(t for times in api.times.values() for t in times)
+    gaps = np.diff(sent)
+    assert time.monotonic() - started >= 0.3
+    assert (gaps > 0.07).all(), gaps
+
+
+async def test_received_bodies_rebuild_the_series(serve):
+    api = FakeApi()
+    data = np.random.default_rng(0).normal(size=1000) * 1e-21
+    sent = list(chunk_array(data, 1126259462.0, 1 / 256, "L1:GWOSC-4KHZ_R1_STRAIN", 1.0))
+    summary = await send_chunks(sent, await serve(api), concurrency=4)
+    assert summary.created == len(sent) and summary.bytes == sum(len(c.body()) for c in sent)
+    stored = sorted((parse_chunk(b) for b in api.stored.values()), key=lambda c: c.t0)
+    assert np.concatenate([c.h for c in stored]).tobytes() == data.tobytes()
+    assert summary.batches == {1}
+
+
+def test_retry_after_header_forms():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    future = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < parse_retry_after(future) <= 30
+    past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(past) == 0.0
+
+
+def test_backoff_grows_exponentially_with_jitter_and_is_capped():
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
+    rng = random.Random(0)
+    for failures, (lo, hi) in {1: (0.5, 1.0), 2: (1.0, 2.0), 3: (2.0, 4.0), 9: (4.0, 8.0)}.items():
+        delays = [policy.backoff(failures, rng) for _ in range(50)]
+        assert all(lo <= d <= hi for d in delays)
+        assert len(set(delays)) > 1
+
+
+def test_summary_line_names_every_count():
+    s = Summary(total=5, created=2, duplicates=1, refused=1, failed=1, bytes=2_000_000, elapsed=2)
+    assert not s.ok
+    line = s.line()
+    for text in ("3/5 chunks delivered", "2 created", "1 duplicates", "1 refused", "1 failed"):
+        assert text in line
+    assert "1.00 MB/s" in line
+
+
+# -- the blocking API and the command, against a server in its own thread ---------------------
+
+
+@pytest.fixture
+def threaded_api() -> Iterator[tuple[FakeApi, str]]:
+    api = FakeApi()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder: dict[str, object] = {}
+
+    async def run() -> None:
+        runner = web.AppRunner(api.app())
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        holder["runner"] = runner
+        holder["port"] = runner.addresses[0][1]
+        ready.set()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+    ready.wait(10)
+    yield api, f"http://127.0.0.1:{holder['port']}"
+    runner = holder["runner"]
+    assert isinstance(runner, web.AppRunner)
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def test_stream_blocking_api_sends_a_series(threaded_api):
+    api, url = threaded_api
+    summary = stream(chunks(3), url + "/streamdata", concurrency=2)
+    assert summary.ok and summary.created == 3 and len(api.stored) == 3
+
+
+async def test_stream_blocking_api_refuses_inside_a_running_loop():
+    with pytest.raises(RuntimeError, match="stream_async"):
+        stream(chunks(1), "http://127.0.0.1:1")
+
+
+@GWPY_WARNING
+def test_cli_streams_synthetic_data_and_prints_a_summary(threaded_api, capsys):
+    api, url = threaded_api
+    status = cli.main(
+        [
+            "--url",
+            url,
+            "--synthetic",
+            "--detector",
+            "H1,L1",
+            "--duration",
+            "3",
+            "--sample-rate",
+            "256",
+            "--glitches",
+            "1",
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.startswith("gwclient: 6/6 chunks delivered (6 created")
+    assert {key[0] for key in api.stored} == {"H1:SYNTH-STRAIN", "L1:SYNTH-STRAIN"}
+    doc = orjson.loads(next(iter(api.stored.values())))
+    assert set(doc) == {"h", "t", "channel"}
+
+
+@GWPY_WARNING
+def test_cli_exits_non_zero_when_a_chunk_is_refused(threaded_api, capsys, monkeypatch):
+    api, url = threaded_api
+    api.script = lambda api, call, key: json_answer(409, "CONFLICT")
+    monkeypatch.setenv("SRV", url + "/streamdata")  # the original variable
+    status = cli.main(["--synthetic", "--duration", "1", "--sample-rate", "64", "--quiet"])
+    assert status == cli.EXIT_UNDELIVERED
+    assert "0/1 chunks delivered" in capsys.readouterr().out
