@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import orjson
@@ -70,23 +71,30 @@ class Figures:
 
 
 async def post_all(url: str, path: str, bodies: list[bytes], concurrency: int) -> Figures:
-    """Post every body with ``concurrency`` requests in flight; every answer must be 201."""
+    """Post every body with ``concurrency`` requests in flight; every answer must be 201.
+
+    The load generator is aiohttp, as in gwclient: on this 2-core machine it shares the CPU with
+    the services under test, and it costs a fifth of the CPU time of httpx's async client for a
+    375 kB body (0.25 ms against 1.2 ms a request, measured here).
+    """
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
 
         async def worker() -> None:
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post(path, content=body, headers=headers)
+                async with session.post(path, data=body, headers=headers) as response:
+                    await response.read()
                 latencies.append(time.perf_counter() - started)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                statuses[response.status] = statuses.get(response.status, 0) + 1
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

@@ -7,7 +7,9 @@ import random
 import time
 from typing import Any
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 UPSTREAM = "datastore_logic"
 CONNECT_ATTEMPTS = 3
@@ -47,13 +49,39 @@ class UpstreamError(UpstreamFailure):
     """Raised when datastore_logic answered something unusable (no JSON, unexpected status)."""
 
 
+class _Transport(AiohttpTransport):
+    """httpx over aiohttp's connection pool, with aiohttp's failures told apart correctly.
+
+    Forwarding a 375 kB chunk costs 1.2 ms of CPU through httpx's own async transport and 0.5 ms
+    through aiohttp (measured here, bench/bench_e2e.py: about 200 against 235 chunks/s end to
+    end). httpx-aiohttp maps every aiohttp connection error, a refused connection included, to
+    ``httpx.ConnectTimeout``; here a refused connection stays a `httpx.ConnectError` and a broken
+    one a `httpx.ReadError`, so that they are reported as unreachable, not as timeouts.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await super().handle_async_request(request)
+        except httpx.TransportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, aiohttp.ClientConnectorError):
+                raise httpx.ConnectError(str(cause), request=request) from cause
+            if isinstance(cause, aiohttp.ClientConnectionError) and not isinstance(
+                cause, aiohttp.ServerTimeoutError
+            ):
+                raise httpx.ReadError(str(cause), request=request) from cause
+            raise
+
+
 def new_client(base_url: str, timeout: float, token: str | None) -> httpx.AsyncClient:
     """The app's pooled client (made in the lifespan, closed at shutdown)."""
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     return httpx.AsyncClient(
         base_url=base_url,
         headers={"Authorization": f"Bearer {token}"} if token else {},
         timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        limits=limits,
+        transport=_Transport(limits=limits),
     )
 
 

@@ -206,13 +206,17 @@ def service_processes(
     data_dir: Path,
     max_size: int,
     *,
-    logic_workers: int = 2,
-    logic_threads: int = 4,
+    logic_workers: int | None = None,
+    logic_threads: int | None = None,
     api_workers: int = 1,
     env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> list[ManagedProcess]:
-    """The buffer, logic and API processes (not started), in start order."""
+    """The buffer, logic and API processes (not started), in start order.
+
+    ``logic_workers``/``logic_threads`` left as None keep the measured defaults of
+    ``datastore_logic/gunicorn.conf.py``.
+    """
     py = sys.executable
     common = dict(env or {})
     host = layout.host
@@ -225,19 +229,9 @@ def service_processes(
     )
     logic = ManagedProcess(
         "logic",
-        [
-            py,
-            "-m",
-            "datastore_logic",
-            "--host",
-            host,
-            "--port",
-            str(layout.logic_port),
-            "--workers",
-            str(logic_workers),
-            "--threads",
-            str(logic_threads),
-        ],
+        [py, "-m", "datastore_logic", "--host", host, "--port", str(layout.logic_port)]
+        + (["--workers", str(logic_workers)] if logic_workers else [])
+        + (["--threads", str(logic_threads)] if logic_threads else []),
         layout.logic_url,
         env={
             **common,
@@ -306,7 +300,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     up.add_argument("--api-port", type=int, default=8000)
     up.add_argument("--logic-port", type=int, default=5000)
     up.add_argument("--buffer-port", type=int, default=8080)
-    up.add_argument("--logic-workers", type=int, default=2)
+    up.add_argument(
+        "--logic-workers", type=int, default=None, help="default: gunicorn.conf.py's choice"
+    )
     up.add_argument("--api-workers", type=int, default=1)
     up.add_argument(
         "--demo",

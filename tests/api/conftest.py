@@ -37,7 +37,10 @@ def tokens() -> TokenSet:
 @pytest.fixture
 def logic() -> Iterator[respx.MockRouter]:
     """datastore_logic, mocked; requests that match no route fail the test."""
-    with respx.mock(base_url=LOGIC, assert_all_called=False) as router:
+    # The API's client runs over aiohttp, so respx mocks at httpx's transport selection; the
+    # test's own ASGI client goes through the same hook and is passed through to the app.
+    with respx.mock(assert_all_called=False, using="httpx") as router:
+        router.route(host="api.test").pass_through()
         yield router
 
 
