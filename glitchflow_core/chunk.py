@@ -19,6 +19,10 @@ DEFAULT_CHANNEL = "default"
 DEFAULT_MAX_SAMPLES = 1_048_576
 """Default upper bound on samples per chunk (64 s at 16 kHz)."""
 
+MAX_GPS = 1e11
+"""Every sample's GPS time is below this (about 3,000 years): chunk file names hold ``t0`` in
+nanoseconds in 20 digits, and a chunk claiming an absurd span would block its channel."""
+
 # A LIGO/Virgo channel name: an interferometer prefix, a colon, then letters, digits, "_" and "-",
 # e.g. "L1:GWOSC-4KHZ_R1_STRAIN". The default channel is the one name without a prefix.
 CHANNEL_RE = re.compile(r"^[A-Z][A-Z0-9]{1,2}:[A-Za-z0-9][A-Za-z0-9_\-.]{0,127}$")
@@ -153,12 +157,15 @@ def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
     t = doc["t"]
     if not isinstance(t, list) or len(t) != 2:
         raise ChunkError("t", "must be [t0, dt]")
-    t0 = _number(t[0], "t")
+    # "+ 0.0" turns -0.0 into 0.0: both name the same instant and must be the same chunk.
+    t0 = _number(t[0], "t") + 0.0
     dt = _number(t[1], "t")
-    if t0 < 0:
-        raise ChunkError("t", "t0 must be a GPS time >= 0")
+    if not 0 <= t0 < MAX_GPS:
+        raise ChunkError("t", f"t0 must be a GPS time from 0 to {MAX_GPS:.0e}")
     if dt <= 0:
         raise ChunkError("t", "dt must be > 0")
     channel = validate_channel(doc.get("channel"))
     h = _samples(doc["h"], max_samples)
+    if not t0 + h.shape[0] * dt < MAX_GPS:
+        raise ChunkError("t", f"the chunk must end before GPS {MAX_GPS:.0e} (t0 + len(h) * dt)")
     return Chunk(channel=channel, t0=t0, dt=dt, h=h)

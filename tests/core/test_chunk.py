@@ -65,6 +65,9 @@ def test_canonical_bytes_name_a_non_default_channel() -> None:
         (body(h=[1.0], t=[0, -1]), "t"),
         (body(h=[1.0], t=["0", 1]), "t"),
         (body(h=[1.0], t=[-5, 1]), "t"),
+        (body(h=[1.0], t=[1e11, 1]), "t"),
+        (body(h=[1.0, 2.0], t=[1, 1e308]), "t"),
+        (body(h=[1.0, 2.0], t=[99_999_999_999, 1]), "t"),
         (body(h=[1.0], t=[0, 1], channel="L1 STRAIN"), "channel"),
         (body(h=[1.0], t=[0, 1], channel="../etc/passwd"), "channel"),
         (body(h=[1.0], t=[0, 1], channel=5), "channel"),
@@ -95,3 +98,10 @@ def test_too_many_samples_is_refused() -> None:
         parse_chunk(body(h=[0.0] * 11, t=[0, 1]), max_samples=10)
     assert info.value.field == "h"
     assert "limit of 10" in info.value.reason
+
+
+def test_negative_zero_t0_is_the_same_chunk_as_zero() -> None:
+    negative = parse_chunk(b'{"h": [1.0], "t": [-0.0, 1]}')
+    positive = parse_chunk(b'{"h": [1.0], "t": [0.0, 1]}')
+    assert negative.identity == positive.identity
+    assert negative.canonical_bytes() == positive.canonical_bytes()
