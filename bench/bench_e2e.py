@@ -21,99 +21,19 @@ import asyncio
 import statistics
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import httpx
-import numpy as np
-import orjson
+from loadgen import SAMPLES, Figures, line, make_bodies, post_all
 
 from glitchflow_core.launcher import Layout, ManagedProcess, Stack, free_port, service_processes
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = 16_384
-DT = 1.0 / SAMPLES
-CHANNEL = "L1:GWOSC-16KHZ_R1_STRAIN"
-
-
-def make_bodies(count: int, first_t0: float) -> list[bytes]:
-    """``count`` distinct chunks; the samples are shared, t0 advances by one second each."""
-    rng = np.random.default_rng(7)
-    h = orjson.dumps(rng.standard_normal(SAMPLES) * 1e-21, option=orjson.OPT_SERIALIZE_NUMPY)
-    head = b'{"channel":"' + CHANNEL.encode() + b'","h":' + h + b',"t":['
-    return [
-        head + orjson.dumps(first_t0 + i) + b"," + orjson.dumps(DT) + b"]}" for i in range(count)
-    ]
-
-
-@dataclass
-class Figures:
-    """One run: how many chunks in how long, and each request's latency."""
-
-    chunks: int
-    seconds: float
-    nbytes: int
-    latencies: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.chunks / self.seconds
-
-    @property
-    def mbps(self) -> float:
-        return self.nbytes / self.seconds / 1e6
-
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1e3
-
-
-async def post_all(url: str, path: str, bodies: list[bytes], concurrency: int) -> Figures:
-    """Post every body with ``concurrency`` requests in flight; every answer must be 201.
-
-    The load generator is aiohttp, as in gwclient: on this 2-core machine it shares the CPU with
-    the services under test, and it costs a fifth of the CPU time of httpx's async client for a
-    375 kB body (0.25 ms against 1.2 ms a request, measured here).
-    """
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    headers = {"content-type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
-
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                started = time.perf_counter()
-                async with session.post(path, data=body, headers=headers) as response:
-                    await response.read()
-                latencies.append(time.perf_counter() - started)
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    if set(statuses) != {201}:
-        raise RuntimeError(f"{url}{path}: unexpected answers {statuses}")
-    return Figures(len(bodies), elapsed, sum(map(len, bodies)), latencies)
 
 
 def median_figures(runs: list[Figures]) -> Figures:
     """The run with the median rate (its latencies stay consistent with its rate)."""
     return sorted(runs, key=lambda f: f.rate)[len(runs) // 2]
-
-
-def line(name: str, f: Figures) -> str:
-    return (
-        f"  {name:<10} {f.rate:8.1f} chunks/s {f.mbps:8.1f} MB/s "
-        f"p50 {f.pct(0.50):7.2f} ms  p99 {f.pct(0.99):7.2f} ms"
-    )
 
 
 def main() -> int:
