@@ -5,8 +5,16 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from glitchflow_core.chunk import DEFAULT_CHANNEL, ChunkError, parse_chunk
+from glitchflow_core.chunk import (
+    DEFAULT_CHANNEL,
+    ChunkError,
+    _decode_fast,
+    _decode_precise,
+    parse_chunk,
+)
 
 
 def body(**doc: object) -> bytes:
@@ -105,3 +113,68 @@ def test_negative_zero_t0_is_the_same_chunk_as_zero() -> None:
     positive = parse_chunk(b'{"h": [1.0], "t": [0.0, 1]}')
     assert negative.identity == positive.identity
     assert negative.canonical_bytes() == positive.canonical_bytes()
+
+
+samples = st.lists(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(min_value=-(2**53), max_value=2**53),
+    ),
+    min_size=1,
+    max_size=64,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    h=samples,
+    t0=st.floats(min_value=0, max_value=2e9, allow_nan=False),
+    dt=st.floats(min_value=1e-6, max_value=10, allow_nan=False),
+    channel=st.sampled_from([None, "default", "H1:GWOSC-16KHZ_R1_STRAIN"]),
+)
+def test_fast_and_precise_paths_read_the_same_chunk(
+    h: list[float], t0: float, dt: float, channel: str | None
+) -> None:
+    doc: dict[str, object] = {"h": h, "t": [t0, dt]}
+    if channel is not None:
+        doc["channel"] = channel
+    body = orjson.dumps(doc)
+    fast = _decode_fast(body)
+    precise = _decode_precise(body)
+    if fast is not None:
+        assert (
+            np.asarray(fast["h"]).tobytes() == np.asarray(precise["h"], dtype=np.float64).tobytes()
+        )
+        assert fast["t"] == precise["t"]
+        assert fast["channel"] == precise.get("channel")
+    chunk = parse_chunk(body)
+    assert chunk.h.tobytes() == np.asarray(h, dtype=np.float64).tobytes()
+
+
+def test_common_float_body_takes_the_fast_path() -> None:
+    body = orjson.dumps(
+        {"h": np.linspace(-1, 1, 4096), "t": [1e9, 1 / 4096]}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+    assert _decode_fast(body) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"h": [[1.0]], "t": [0, 1]}',
+        b'{"h": [1.0], "t": [0, 1], "h": [2.0]}',
+        b'{"h": [1.0, true], "t": [0, 1]}',
+        b'{"h": [1.0, "2"], "t": [0, 1]}',
+        b'{"h": [1.0], "t": [0, 1], "extra": 1}',
+        b'{"h": [1.0], "t": 5}',
+        b"[1.0, 2.0]",
+        b"not json",
+    ],
+)
+def test_unusual_bodies_leave_the_fast_path(raw: bytes) -> None:
+    assert _decode_fast(raw) is None
+
+
+def test_repeated_key_is_read_as_orjson_reads_it() -> None:
+    chunk = parse_chunk(b'{"h": [1.0], "t": [0, 1], "h": [2.0]}')
+    assert chunk.h.tolist() == [2.0]
