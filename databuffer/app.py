@@ -4,17 +4,34 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from databuffer.eventlog import EventLog
 from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, MetricsMiddleware
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_core.metrics import ServiceMetrics
 
 logger = logging.getLogger("databuffer")
+
+
+class EventLogCollector(Collector):
+    """``glitchflow_log_write_errors_total``: events the log dropped (`EventLog.dropped`)."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "glitchflow_log_write_errors", "Event log appends that failed (events dropped)"
+        )
+        family.add_metric([], self.log.dropped)
+        yield family
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -35,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log_backups=settings.log_backups,
     )
     metrics = ServiceMetrics()
+    metrics.registry.register(EventLogCollector(storage.log))
     buffer = BufferService(settings, storage, metrics)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")

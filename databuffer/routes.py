@@ -219,9 +219,14 @@ async def send_f(request: Request) -> Response:
     return JSONResponse(result.as_json(), status_code=200)
 
 
+# Handlers that take the storage lock run it in a worker thread: a flush holds the lock while it
+# moves a whole batch, and the event loop must keep answering /healthz meanwhile.
+
+
 async def stat(request: Request) -> Response:
     """Counters of the current batch: files, bytes, batch number, state."""
-    return JSONResponse(service(request).storage.stat().as_json())
+    st = await anyio.to_thread.run_sync(service(request).storage.stat)
+    return JSONResponse(st.as_json())
 
 
 async def dstat(request: Request) -> Response:
@@ -233,7 +238,7 @@ async def dump_f(request: Request) -> Response:
     """One page of the current batch's file names, sorted by channel then GPS time."""
     limit = query_int(request, "limit", DUMP_DEFAULT_LIMIT, DUMP_MAX_LIMIT)
     offset = query_int(request, "offset", 0, 2**62)
-    names, total = service(request).storage.names(limit, offset)
+    names, total = await anyio.to_thread.run_sync(service(request).storage.names, limit, offset)
     return JSONResponse({"nmlist": names, "total": total, "offset": offset, "limit": limit})
 
 
@@ -247,7 +252,8 @@ async def dump_log_f(request: Request) -> Response:
 
 async def channels(request: Request) -> Response:
     """Per-channel coverage of the current batch: files, bytes, GPS span, segments, gaps."""
-    return JSONResponse({"channels": service(request).storage.channels()})
+    coverage = await anyio.to_thread.run_sync(service(request).storage.channels)
+    return JSONResponse({"channels": coverage})
 
 
 async def batches(request: Request) -> Response:

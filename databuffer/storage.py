@@ -283,6 +283,15 @@ def _archive_stamp(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def _manifest_names(manifest: object) -> list[str] | None:
+    """The file names a manifest lists, or None when it is not a manifest with a file list."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        return None
+    names = [entry.get("name") if isinstance(entry, dict) else None for entry in files]
+    return names if all(isinstance(name, str) for name in names) else None
+
+
 def _remove_temp_files(folder: Path) -> int:
     removed = 0
     for entry in os.scandir(folder):
@@ -355,7 +364,10 @@ class Storage:
 
     def _recover(self) -> None:
         """Rebuild everything from the disk: the files are the truth, the caches follow them."""
-        removed = _remove_temp_files(self.data_dir) + _remove_temp_files(self.adm_dir)
+        # The archive folder too: check_writable writes its probe there.
+        removed = sum(
+            _remove_temp_files(folder) for folder in (self.data_dir, self.adm_dir, self.archive_dir)
+        )
         restored = self._recover_partial_archives()
         state = self._load_state()
         last_archived = max(self._archived_batches(), default=0)
@@ -428,8 +440,12 @@ class Storage:
             except (OSError, orjson.JSONDecodeError) as exc:
                 logger.warning("unreadable manifest in %s: %s", folder, exc)
                 continue
-            names = [entry["name"] for entry in manifest["files"]]
-            batches.append((manifest["batch"], manifest["archive"], names))
+            names = _manifest_names(manifest)
+            if names is None:
+                logger.warning("manifest in %s has no list of named files, skipped", folder)
+                continue
+            # The folder name is where the files are, whatever the manifest says.
+            batches.append((int(folder.split("-", 1)[0]), folder, names))
             held += len(names)
         for batch, archive, names in reversed(batches):
             self._remember_archived(batch, archive, names)
@@ -539,8 +555,8 @@ class Storage:
         Returns
         -------
         WriteResult
-            ``CREATED`` when stored now (acknowledged only once durable), ``DUPLICATE`` when the
-            same chunk is already stored (not counted again).
+            ``CREATED`` when stored now, ``DUPLICATE`` when the same chunk is already stored (not
+            counted again); either only once the stored file is durable.
 
         Raises
         ------
@@ -558,7 +574,10 @@ class Storage:
         data = chunk.canonical_bytes()
         with self._lock:
             early = self._check_locked(name, parsed, data)
+            renamed = self._renamed
         if early is not None:
+            # The original write may not have made its rename durable yet.
+            self._sync_data_dir(renamed)
             return early
         try:
             tmp: Path | None = write_temp(self.data_dir, data, "chunk")
@@ -569,32 +588,41 @@ class Storage:
             raise
         try:
             with self._lock:
-                again = self._check_locked(name, parsed, data)
-                if again is not None:
-                    return again
-                os.replace(tmp, self.data_dir / name)
-                tmp = None
-                self._renamed += 1
-                my_rename = self._renamed
-                if not self.n_itm:
-                    self._state = replace(self._state, batch_started=self._clock())
-                self._add_locked(name, parsed, len(data))
-                self.log.append(
-                    "write",
-                    file=name,
-                    bytes=len(data),
-                    channel=chunk.channel,
-                    batch=self._state.batch,
-                )
-                froze = self._freeze_on_write_locked(freeze_at, max_age)
-                result = WriteResult(
-                    "CREATED", name, len(data), self.n_itm, self.buff_size, self._state.batch, froze
-                )
+                result = self._check_locked(name, parsed, data)
+                renamed = self._renamed
+                if result is None:
+                    os.replace(tmp, self.data_dir / name)
+                    tmp = None
+                    self._renamed += 1
+                    renamed = self._renamed
+                    if not self.n_itm:
+                        self._state = replace(self._state, batch_started=self._clock())
+                    self._add_locked(name, parsed, len(data))
+                    self.log.append(
+                        "write",
+                        file=name,
+                        bytes=len(data),
+                        channel=chunk.channel,
+                        batch=self._state.batch,
+                    )
+                    froze = self._freeze_on_write_locked(freeze_at, max_age)
+                    result = WriteResult(
+                        "CREATED",
+                        name,
+                        len(data),
+                        self.n_itm,
+                        self.buff_size,
+                        self._state.batch,
+                        froze,
+                    )
         finally:
             if tmp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
-        self._sync_data_dir(my_rename)
+        # Acknowledged only once durable: our own rename, or the original one of a duplicate.
+        self._sync_data_dir(renamed)
+        if result.resp == "DUPLICATE":
+            return result
         if result.frozen:
             self._flush_stat_cache()
         else:
@@ -726,14 +754,19 @@ class Storage:
         ArchiveFailed
             Archiving failed; the batch is untouched.
         """
+        hashed = self._hash_batch(force)
         with self._lock:
             state = self._state
             if state.dstatus != FROZEN and not force:
                 raise NotFrozen("buffer is not frozen")
             now = self._clock()
             archive = self._archive_name_locked(state.batch, now)
+            if hashed is not None and hashed[0] != state.batch:
+                hashed = None  # another flush came first: these were other files
             try:
-                manifest = self._archive_locked(archive, state, now, msg)
+                manifest = self._archive_locked(
+                    archive, state, now, msg, hashed[1] if hashed else {}
+                )
             except OSError as exc:
                 detail = f"archiving batch {state.batch} failed: {exc.strerror or exc}"
                 self.log.append("flush_failed", batch=state.batch, detail=detail)
@@ -749,6 +782,26 @@ class Storage:
         self._flush_stat_cache()
         return FlushResult(state.batch, archive, n_f, bt_wrt, manifest)
 
+    def _hash_batch(self, force: bool) -> tuple[int, dict[str, tuple[str, int]]] | None:
+        """The batch number and its files' (sha256, bytes), computed without holding the lock.
+
+        Hashing a large batch takes seconds; under the lock it would stall every reader. A frozen
+        batch cannot change, and chunk files are never rewritten, so the flush only hashes under
+        the lock what was added since (a forced flush of an OPERATIONAL batch). None when there
+        is nothing to flush.
+        """
+        with self._lock:
+            if self._state.dstatus != FROZEN and not force:
+                return None
+            batch, names = self._state.batch, list(self._files)
+        hashed = {}
+        for name in names:
+            try:
+                hashed[name] = _hash_file(self.data_dir / name)
+            except OSError:
+                continue  # hashed again under the lock, where a failure aborts the flush
+        return batch, hashed
+
     def _archive_name_locked(self, batch: int, now: float) -> str:
         base = f"{batch:06d}-{_archive_stamp(now)}"
         name, suffix = base, 1
@@ -758,7 +811,12 @@ class Storage:
         return name
 
     def _archive_locked(
-        self, archive: str, state: BatchState, now: float, msg: str | None
+        self,
+        archive: str,
+        state: BatchState,
+        now: float,
+        msg: str | None,
+        hashed: dict[str, tuple[str, int]],
     ) -> dict[str, Any]:
         staging = self.archive_dir / f".{archive}.partial"
         final = self.archive_dir / archive
@@ -768,7 +826,7 @@ class Storage:
             staging.mkdir()
             files = []
             for _, _, name in self._names:
-                digest, size = _hash_file(self.data_dir / name)
+                digest, size = hashed.get(name) or _hash_file(self.data_dir / name)
                 os.replace(self.data_dir / name, staging / name)
                 moved.append(name)
                 files.append({"name": name, "bytes": size, "sha256": digest})

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
 from databuffer.app import create_app
+from databuffer.eventlog import EventLog
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 
@@ -64,3 +67,30 @@ async def make_client(tmp_path: Path) -> AsyncIterator[Callable[..., httpx.Async
 @pytest.fixture
 def client(make_client: Callable[..., httpx.AsyncClient]) -> httpx.AsyncClient:
     return make_client()
+
+
+class FailingFile:
+    """The live event log on a full volume: each write stores ``keep`` bytes, then fails."""
+
+    def __init__(self, real: Any, keep: int = 0) -> None:
+        self.real = real
+        self.keep = keep
+
+    def write(self, data: bytes) -> int:
+        if self.keep:
+            self.real.write(bytes(data[: self.keep]))
+            self.real.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.fixture
+def full_log_volume(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Make every append to an event log fail with ENOSPC, as on a full ``LOGROOT`` volume."""
+
+    def fill_up(log: EventLog, keep: int = 0) -> None:
+        monkeypatch.setattr(log, "_file", FailingFile(log._file, keep))
+
+    return fill_up

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from databuffer.eventlog import EventLog
 
@@ -66,4 +70,60 @@ def test_no_backups_truncates(tmp_path: Path) -> None:
     assert total == len(events) and 0 < total < 50
     assert events[-1]["seq"] == 49
     assert [p.name for p in tmp_path.iterdir()] == ["LogStream.json"]
+    log.close()
+
+
+def test_failed_append_is_dropped_counted_and_logging_goes_on(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    full_log_volume: Callable[..., None],
+) -> None:
+    log = EventLog(tmp_path / "LogStream.json")
+    fill(log, 2)
+    full_log_volume(log, keep=10)  # half a line reaches the disk, then ENOSPC
+    with caplog.at_level(logging.WARNING, logger="databuffer.eventlog"):
+        log.append("write", seq=99)  # must not raise
+    monkeypatch.undo()  # space again
+    assert log.dropped == 1
+    assert "event dropped" in caplog.text
+    fill(log, 2, start=2)
+    events, total = log.read(limit=100)
+    # The torn half line is one unreadable event; every later event reads back.
+    assert [e["event"] for e in events] == ["write", "write", "unreadable", "write", "write"]
+    assert [e.get("seq") for e in events] == [0, 1, None, 2, 3]
+    assert total == 5
+    log.close()
+
+
+def test_torn_last_line_is_mended_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "LogStream.json"
+    log = EventLog(path)
+    fill(log, 2)
+    log.close()
+    with path.open("ab") as f:
+        f.write(b'{"time": "2026-11-')  # a crash in the middle of an append
+    reopened = EventLog(path)
+    assert path.read_bytes().endswith(b"\n")
+    fill(reopened, 1, start=2)
+    events, total = reopened.read(limit=10)
+    assert [e.get("seq") for e in events] == [0, 1, None, 2]
+    assert events[2] == {"event": "unreadable"}
+    assert total == 4
+    reopened.close()
+
+
+def test_undecodable_lines_are_read_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "LogStream.json"
+    path.write_bytes(b'{"event": "start"}\n{"event": "wri\n[1, 2]\n{"event": "stop"}\n')
+    log = EventLog(path)
+    events, total = log.read(limit=10)
+    assert events == [
+        {"event": "start"},
+        {"event": "unreadable"},
+        {"event": "unreadable"},
+        {"event": "stop"},
+    ]
+    assert total == 4
+    assert log.read(limit=1, offset=3) == ([{"event": "stop"}], 4)
     log.close()

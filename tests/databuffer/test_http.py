@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -412,3 +414,96 @@ def test_settings_refuse_nonsense(monkeypatch: pytest.MonkeyPatch, name: str, va
 def test_settings_refuse_placeholder_token_in_production() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         Settings(environment="production", service_token="changeme")
+
+
+# --------------------------------------------------------------------------- reviewed defects
+
+
+async def test_send_succeeds_and_log_errors_are_counted_when_the_log_is_full(
+    client: httpx.AsyncClient, full_log_volume: Callable[..., None]
+) -> None:
+    full_log_volume(client.app.state.storage.log)  # type: ignore[attr-defined]
+    created = await send(client, body(), "?freeze_at=1kB")
+    assert created.status_code == 201
+    assert created.json()["frozen"] is True
+    metrics = (await client.get("/metrics")).text
+    assert "glitchflow_log_write_errors_total 2.0" in metrics  # the write and the freeze
+
+
+async def test_send_on_full_disk_is_507_when_the_log_is_full_too(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    full_log_volume: Callable[..., None],
+) -> None:
+    def full(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage_module, "write_temp", full)
+    full_log_volume(client.app.state.storage.log)  # type: ignore[attr-defined]
+    response = await send(client, body())
+    assert response.status_code == 507
+    assert response.json() == {"resp": "DISK_FULL"}
+
+
+async def test_cleanall_succeeds_when_the_log_is_full(
+    client: httpx.AsyncClient, full_log_volume: Callable[..., None]
+) -> None:
+    await send(client, body())
+    await client.post("/upddsc", json={"dstatus": "FROZEN", "user": "airflow"})
+    full_log_volume(client.app.state.storage.log)  # type: ignore[attr-defined]
+    cleaned = await client.post("/cleanall", json={"msg": "retrain"})
+    assert cleaned.status_code == 200
+    assert (cleaned.json()["resp"], cleaned.json()["n_f"]) == ("CLEANED", 1)
+
+
+async def test_dumplogf_answers_with_a_torn_line_in_the_log(client: httpx.AsyncClient) -> None:
+    await send(client, body())
+    log_path = client.app.state.storage.log.path  # type: ignore[attr-defined]
+    with log_path.open("ab") as f:
+        f.write(b'{"time": "2026-')  # an append cut short (crash, ENOSPC)
+    await send(client, body(t0=T0 + 1))
+    response = await client.get("/dumpLogF")
+    assert response.status_code == 200
+    kinds = [e["event"] for e in response.json()["log"]]
+    assert kinds == ["start", "write", "unreadable"]
+
+
+async def test_healthz_answers_while_a_flush_holds_the_storage_lock(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    data = tmp_path / "buffer" / "data"
+    data.mkdir(parents=True)
+    files = 3000
+    for i in range(files):
+        name = storage_module.chunk_filename("default", T0 + i, 1, DT)
+        (data / name).write_bytes(body(t0=T0 + i, n=1))
+    client = make_client()
+    await client.post("/upddsc", json={"dstatus": "FROZEN", "user": "airflow"})
+
+    gate, held, released = threading.Event(), threading.Event(), threading.Event()
+    real_replace = os.replace
+
+    def held_replace(src: object, dst: object) -> None:
+        if ".partial" in str(dst) and not held.is_set():  # first move into the archive
+            held.set()
+            gate.wait(5)
+            released.set()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", held_replace)
+    flush = asyncio.create_task(client.post("/cleanall", json={}))
+    try:
+        assert await asyncio.to_thread(held.wait, 5)
+        # Readers that need the lock queue behind the flush; they must not stall the loop.
+        readers = [asyncio.create_task(client.get(p)) for p in ("/stat", "/dumpF", "/channels")]
+        await asyncio.sleep(0.05)
+        health = await client.get("/healthz")
+        answered_during_flush = not released.is_set()
+    finally:
+        gate.set()
+    cleaned = await flush
+    stat, dump, channels = [(await r).json() for r in readers]
+    assert answered_during_flush
+    assert health.json() == {"resp": "OK"}
+    assert cleaned.json()["n_f"] == files
+    assert (stat["n_itm"], stat["batch"], dump["total"], channels["channels"]) == (0, 2, 0, {})

@@ -8,6 +8,7 @@ import os
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -511,3 +512,186 @@ def test_concurrent_writers_freezes_and_flushes_keep_every_chunk_once(
     assert {name: batches for name, batches in locations.items() if len(batches) != 1} == {}
     assert {n: b[0] for n, b in locations.items()} == acknowledged
     assert disk_counters(storage) == (storage.n_itm, storage.buff_size)
+
+
+# --------------------------------------------------------------------------- reviewed defects
+
+
+def test_duplicate_is_acknowledged_only_once_the_original_rename_is_durable(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate, held = threading.Event(), threading.Event()
+    real_sync = storage._sync_data_dir
+    results = []
+
+    def original_write() -> None:
+        results.append(storage.write(chunk_of()))
+
+    original = threading.Thread(target=original_write)
+
+    def sync_held_for_the_original(rename: int) -> None:
+        if threading.current_thread() is original:
+            held.set()
+            gate.wait(5)  # renamed, counted, not yet fsynced
+        real_sync(rename)
+
+    monkeypatch.setattr(storage, "_sync_data_dir", sync_held_for_the_original)
+    original.start()
+    try:
+        assert held.wait(5)
+        retry = storage.write(chunk_of())
+        durable_at_ack = storage._synced >= 1
+    finally:
+        gate.set()
+        original.join(10)
+    assert retry.resp == "DUPLICATE"
+    assert durable_at_ack
+    assert results[0].resp == "CREATED"
+
+
+def test_write_succeeds_and_freezes_when_the_event_log_cannot_be_written(
+    storage: Storage, full_log_volume: Callable[..., None]
+) -> None:
+    full_log_volume(storage.log)
+    first = storage.write(chunk_of(t0=T0))
+    second = storage.write(chunk_of(t0=T0 + 1), freeze_at=first.bytes * 2)
+    assert (first.resp, second.resp) == ("CREATED", "CREATED")
+    assert (first.frozen, second.frozen) == (False, True)
+    assert storage.state.dstatus == FROZEN
+    assert storage._synced >= 2  # both renames made durable
+    assert storage.write(chunk_of(t0=T0)).resp == "DUPLICATE"
+    assert storage.log.dropped >= 4  # two writes, the freeze, the duplicate
+    assert disk_counters(storage) == (2, storage.buff_size)
+
+
+def test_flush_succeeds_when_the_event_log_cannot_be_written(
+    storage: Storage, full_log_volume: Callable[..., None]
+) -> None:
+    storage.write(chunk_of())
+    storage.freeze_if("airflow")
+    full_log_volume(storage.log)
+    result = storage.flush(msg="train")
+    assert (result.batch, result.n_f) == (1, 1)
+    assert (storage.state.batch, storage.state.dstatus) == (2, OPERATIONAL)
+    assert storage.log.dropped == 1
+
+
+def test_disk_full_is_reported_when_the_log_volume_is_full_too(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, full_log_volume: Callable[..., None]
+) -> None:
+    def full(*args: object, **kwargs: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage_module, "write_temp", full)
+    full_log_volume(storage.log)
+    with pytest.raises(DiskFull):
+        storage.write(chunk_of())
+    assert storage.log.dropped == 1
+
+
+def _hold_first_hash(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make the first `_hash_file` of a flush wait on ``gate``; ``held`` is set when it does."""
+    gate, held = threading.Event(), threading.Event()
+    real_hash = storage_module._hash_file
+
+    def held_hash(path: Path) -> tuple[str, int]:
+        if not held.is_set():
+            held.set()
+            gate.wait(5)
+        return real_hash(path)
+
+    monkeypatch.setattr(storage_module, "_hash_file", held_hash)
+    return gate, held
+
+
+def test_reads_are_not_blocked_while_a_flush_hashes_the_batch(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        storage.write(chunk_of(t0=T0 + i))
+    storage.freeze_if("airflow")
+    gate, held = _hold_first_hash(monkeypatch)
+    results = []
+    flusher = threading.Thread(target=lambda: results.append(storage.flush()))
+    answered = threading.Event()
+    reader = threading.Thread(target=lambda: (storage.stat(), answered.set()))
+    flusher.start()
+    try:
+        assert held.wait(5)
+        reader.start()
+        stat_answered_while_hashing = answered.wait(2)
+    finally:
+        gate.set()
+        flusher.join(10)
+        reader.join(10)
+    assert stat_answered_while_hashing
+    archive = storage.archive_dir / results[0].archive
+    assert results[0].n_f == 3
+    for entry in results[0].manifest["files"]:
+        assert entry["sha256"] == hashlib.sha256((archive / entry["name"]).read_bytes()).hexdigest()
+
+
+def test_forced_flush_hashes_files_written_while_it_was_hashing(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage.write(chunk_of(t0=T0))
+    gate, held = _hold_first_hash(monkeypatch)
+    results = []
+    flusher = threading.Thread(target=lambda: results.append(storage.flush(force=True)))
+    flusher.start()
+    try:
+        assert held.wait(5)
+        late = storage.write(chunk_of(t0=T0 + 1, seed=1))  # OPERATIONAL: still accepted
+    finally:
+        gate.set()
+        flusher.join(10)
+    assert late.batch == 1
+    manifest = results[0].manifest
+    archive = storage.archive_dir / results[0].archive
+    assert late.file in {entry["name"] for entry in manifest["files"]}
+    assert manifest["n_f"] == 2
+    for entry in manifest["files"]:
+        assert entry["sha256"] == hashlib.sha256((archive / entry["name"]).read_bytes()).hexdigest()
+    assert chunk_files(storage.data_dir) == {}
+
+
+def test_restart_removes_readyz_leftovers_from_every_folder(open_storage) -> None:  # type: ignore[no-untyped-def]
+    first = open_storage()
+    first.write(chunk_of())
+    first.flush(force=True)
+    folders = (first.data_dir, first.adm_dir, first.archive_dir)
+    for folder in folders:
+        (folder / ".readyz.k2j4h5g1.tmp").write_bytes(b"ready")  # check_writable killed midway
+    (first.archive_dir / "keep.tmp").write_bytes(b"not ours")
+    reopened = open_storage()
+    assert [p.name for f in folders for p in f.iterdir() if p.name.startswith(".readyz.")] == []
+    assert (reopened.archive_dir / "keep.tmp").exists()
+    assert reopened.batches(limit=10)[1] == 1
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b"{}",
+        b"[1, 2]",
+        b'{"batch": 2, "archive": "000002-20260101T000000Z"}',
+        b'{"batch": 2, "archive": "000002-20260101T000000Z", "files": [{"bytes": 3}]}',
+        b'{"batch": 2, "archive": "000002-20260101T000000Z", "files": 7}',
+    ],
+    ids=["empty", "not an object", "no files", "file without name", "files not a list"],
+)
+def test_restart_skips_manifests_without_a_file_list(
+    open_storage,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+    manifest: bytes,
+) -> None:
+    first = open_storage()
+    first.write(chunk_of())
+    first.flush(force=True)
+    odd = first.archive_dir / "000002-20260101T000000Z"
+    odd.mkdir()
+    (odd / "manifest.json").write_bytes(manifest)
+    reopened = open_storage()
+    assert "manifest" in caplog.text
+    assert reopened.state.batch == 3
+    assert reopened.write(chunk_of()).resp == "DUPLICATE"  # the good manifest still counts
