@@ -91,7 +91,7 @@ class BufferService:
     def ingest(self, body: bytes, freeze_at: int | None, max_age: float | None) -> WriteResult:
         """Validate and store one chunk (runs in a worker thread)."""
         chunk = parse_chunk(body, self.settings.max_samples)
-        return self.storage.write(chunk, freeze_at=freeze_at, max_age=max_age)
+        return self.storage.write(chunk, freeze_at=freeze_at, max_age=max_age, body=body)
 
 
 def service(request: Request) -> BufferService:

@@ -32,7 +32,7 @@ from sortedcontainers import SortedList
 from databuffer.errors import ArchiveFailed, Conflict, DiskFull, Frozen, NotFrozen
 from databuffer.eventlog import EventLog, utc_iso
 from databuffer.index import ChannelIndex, Span, gaps_between
-from glitchflow_core.chunk import CHANNEL_RE, DEFAULT_CHANNEL, Chunk, ChunkError
+from glitchflow_core.chunk import CHANNEL_RE, DEFAULT_CHANNEL, Chunk, ChunkError, parse_chunk
 
 logger = logging.getLogger("databuffer.storage")
 
@@ -277,6 +277,18 @@ def _hash_file(path: Path) -> tuple[str, int]:
             digest.update(block)
             size += len(block)
     return digest.hexdigest(), size
+
+
+def _same_chunk(stored: bytes, data: bytes, chunk: Chunk) -> bool:
+    """True when the stored file holds ``chunk``: the same bytes, or the same samples written
+    differently (key order, spacing, ``1`` for ``1.0``, an explicit default channel)."""
+    if stored == data:
+        return True
+    try:
+        again = parse_chunk(stored, max_samples=max(chunk.n, 1))
+    except ChunkError:
+        return False
+    return again.canonical_bytes() == chunk.canonical_bytes()
 
 
 def _archive_stamp(timestamp: float) -> str:
@@ -539,7 +551,12 @@ class Storage:
     # ----------------------------------------------------------------- writing
 
     def write(
-        self, chunk: Chunk, freeze_at: int | None = None, max_age: float | None = None
+        self,
+        chunk: Chunk,
+        freeze_at: int | None = None,
+        max_age: float | None = None,
+        *,
+        body: bytes | None = None,
     ) -> WriteResult:
         """Store a chunk durably, or recognise it as already stored.
 
@@ -547,6 +564,10 @@ class Storage:
         ----------
         chunk : Chunk
             A validated chunk.
+        body : bytes, optional
+            The bytes ``chunk`` was validated from, stored as they are (validation admits only
+            the fields ``h``, ``t`` and ``channel``): re-encoding 16,384 floats would cost as
+            much as the write. Without it the chunk's canonical form is stored.
         freeze_at : int, optional
             Freeze, in the same critical section, when this write brings ``buff_size`` to it.
         max_age : float, optional
@@ -571,9 +592,9 @@ class Storage:
         """
         name = chunk_filename(chunk.channel, chunk.t0, chunk.n, chunk.dt)
         parsed = ChunkName(chunk.channel, t0_nanoseconds(chunk.t0), chunk.n, chunk.dt)
-        data = chunk.canonical_bytes()
+        data = body if body is not None else chunk.canonical_bytes()
         with self._lock:
-            early = self._check_locked(name, parsed, data)
+            early = self._check_locked(name, parsed, data, chunk)
             renamed = self._renamed
         if early is not None:
             # The original write may not have made its rename durable yet.
@@ -588,7 +609,7 @@ class Storage:
             raise
         try:
             with self._lock:
-                result = self._check_locked(name, parsed, data)
+                result = self._check_locked(name, parsed, data, chunk)
                 renamed = self._renamed
                 if result is None:
                     os.replace(tmp, self.data_dir / name)
@@ -643,7 +664,9 @@ class Storage:
             fsync_dir(self.data_dir)
             self._synced = target
 
-    def _check_locked(self, name: str, parsed: ChunkName, data: bytes) -> WriteResult | None:
+    def _check_locked(
+        self, name: str, parsed: ChunkName, data: bytes, chunk: Chunk
+    ) -> WriteResult | None:
         """DUPLICATE result, None when the chunk may be stored, or raise Conflict / Frozen."""
         state = self._state
         archived = self._recent.get(name)
@@ -653,7 +676,7 @@ class Storage:
             else:
                 batch, archive = archived
                 path = self.archive_dir / archive / name
-            if path.read_bytes() == data:
+            if _same_chunk(path.read_bytes(), data, chunk):
                 self.log.append("duplicate", file=name, batch=batch)
                 return WriteResult(
                     "DUPLICATE",

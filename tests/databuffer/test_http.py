@@ -507,3 +507,11 @@ async def test_healthz_answers_while_a_flush_holds_the_storage_lock(
     assert health.json() == {"resp": "OK"}
     assert cleaned.json()["n_f"] == files
     assert (stat["n_itm"], stat["batch"], dump["total"], channels["channels"]) == (0, 2, 0, {})
+
+
+async def test_send_stores_the_validated_bytes_unchanged(client: httpx.AsyncClient) -> None:
+    sent = b'{ "t": [1126259462.0, 0.000244140625],\n  "h": [1.0, 2.5e-21, -3] }'
+    doc = (await send(client, sent)).json()
+    folder = Path(client.app.state.settings.data_root)  # type: ignore[attr-defined]
+    assert (folder / doc["file"]).read_bytes() == sent
+    assert doc["bytes"] == len(sent)

@@ -24,7 +24,7 @@ from databuffer.storage import (
     chunk_filename,
     parse_filename,
 )
-from glitchflow_core.chunk import DEFAULT_CHANNEL, Chunk, ChunkError
+from glitchflow_core.chunk import DEFAULT_CHANNEL, Chunk, ChunkError, parse_chunk
 
 CHANNEL = "L1:GWOSC-4KHZ_R1_STRAIN"
 DT = 1.0 / 4096
@@ -132,6 +132,41 @@ def test_same_chunk_twice_is_a_duplicate_not_counted_twice(storage: Storage) -> 
     assert again.file == first.file
     assert (storage.n_itm, storage.buff_size) == (1, first.bytes)
     assert disk_counters(storage) == (1, first.bytes)
+
+
+def test_validated_body_is_stored_as_sent(storage: Storage) -> None:
+    body = b'{"t": [1126259462.0, 0.000244140625], "h": [1.5, -2.0, 3e-21]}'
+    chunk = parse_chunk(body)
+    result = storage.write(chunk, body=body)
+    assert (storage.data_dir / result.file).read_bytes() == body
+    assert result.bytes == len(body) == storage.buff_size
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        b'{"h":[1.5,-2.0,3e-21],"t":[1126259462.0,0.000244140625]}',
+        b'{"h": [1.5, -2, 3e-21], "t": [1126259462, 0.000244140625], "channel": "default"}',
+    ],
+)
+def test_same_chunk_spelt_differently_is_a_duplicate(storage: Storage, spelling: bytes) -> None:
+    body = b'{"t": [1126259462.0, 0.000244140625], "h": [1.5, -2.0, 3e-21]}'
+    first = storage.write(parse_chunk(body), body=body)
+    again = storage.write(parse_chunk(spelling), body=spelling)
+    assert (first.resp, again.resp) == ("CREATED", "DUPLICATE")
+    assert (storage.data_dir / first.file).read_bytes() == body
+    assert storage.n_itm == 1
+
+
+def test_same_identity_spelt_differently_with_other_samples_is_a_conflict(
+    storage: Storage,
+) -> None:
+    body = b'{"h": [1.5, -2.0, 3e-21], "t": [1126259462.0, 0.000244140625]}'
+    storage.write(parse_chunk(body), body=body)
+    other = b'{"h":[1.5,-2.0,4e-21],"t":[1126259462.0,0.000244140625]}'
+    with pytest.raises(Conflict):
+        storage.write(parse_chunk(other), body=other)
+    assert storage.n_itm == 1
 
 
 def test_same_identity_with_other_samples_is_a_conflict(storage: Storage) -> None:
