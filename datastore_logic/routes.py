@@ -21,6 +21,34 @@ bp = Blueprint("logic", __name__)
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 JSON_TYPES = ("application/json",)
+ADMIN_MAX_BODY = 64 * 1024
+"""Largest ``/freezeds`` or ``/flushbuf`` body: a user and a message fit many times over."""
+MAX_OFFSET = 2**62
+"""The buffer's largest ``offset``."""
+DUMP_MAX_LIMIT = 100_000
+"""The buffer's largest ``/dumpF`` page."""
+LOG_MAX_LIMIT = 10_000
+"""The buffer's largest ``/dumpLogF`` page."""
+MAX_PAGE = MAX_OFFSET // PAGE_SIZE
+"""The last status page whose offset the buffer accepts."""
+
+
+class InvalidInput(Exception):
+    """Raised when the caller's input is refused; answered ``status`` naming ``field``."""
+
+    def __init__(self, field: str, reason: str, status: int = 422) -> None:
+        super().__init__(f"{field} {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+class BufferRefused(Exception):
+    """Raised when the buffer refused our request as invalid input (a 4xx ``INVALID``)."""
+
+    def __init__(self, upstream: Any) -> None:
+        super().__init__(f"buffer answered {upstream.status_code} INVALID")
+        self.upstream = upstream
 
 
 def _ctx() -> dict[str, Any]:
@@ -107,6 +135,18 @@ def _upstream_failure(exc: UpstreamFailure) -> Response:
     return json_response(exc.body(), exc.status)
 
 
+@bp.app_errorhandler(InvalidInput)
+def _invalid_input(exc: InvalidInput) -> Response:
+    return _invalid(exc.field, exc.reason, exc.status)
+
+
+@bp.app_errorhandler(BufferRefused)
+def _buffer_refused(exc: BufferRefused) -> Response:
+    # The caller's input, refused by the buffer: relayed as it is, not as a failure (502).
+    _metrics().refusals.labels("invalid").inc()
+    return _relay(exc.upstream)
+
+
 @bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
@@ -156,11 +196,29 @@ def _count_write(upstream: Any) -> None:
         metrics.fill_ratio.set(_policy().fill_ratio(doc["buff_size"]))
 
 
+def _read_capped(limit: int) -> bytes:
+    """The whole body, or `InvalidInput` (413) as soon as it is known to exceed ``limit``."""
+    too_large = InvalidInput("body", f"larger than {limit} bytes", 413)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        # A chunked upload has no declared length: read no more than one byte past the cap.
+        part = request.stream.read(min(64 * 1024, limit + 1 - size))
+        if not part:
+            return b"".join(parts)
+        size += len(part)
+        if size > limit:
+            raise too_large
+        parts.append(part)
+
+
 def _json_body() -> dict[str, Any] | Response:
     if request.mimetype not in JSON_TYPES:
         return _invalid("content-type", "must be application/json", 415)
     try:
-        doc = orjson.loads(request.get_data(cache=False) or b"{}")
+        doc = orjson.loads(_read_capped(ADMIN_MAX_BODY) or b"{}")
     except orjson.JSONDecodeError:
         return _invalid("body", "is not valid JSON")
     if not isinstance(doc, dict):
@@ -224,41 +282,48 @@ def bufstat() -> Response:
     return _relay(_buffer().request("GET", "/stat"))
 
 
-def _paging() -> dict[str, int] | Response:
-    params = {}
-    for name in ("limit", "offset"):
-        raw = request.args.get(name)
-        if raw is None:
-            continue
-        if not raw.isdigit():
-            return _invalid(name, "must be a non-negative integer")
-        params[name] = int(raw)
-    return params
+def _query_int(name: str, minimum: int, maximum: int) -> int | None:
+    """The integer query parameter ``name`` (None when absent), or `InvalidInput` naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    reason = f"must be an integer from {minimum} to {maximum}"
+    # ASCII digits only: str.isdigit alone accepts "²", which int() refuses (a 500 once), and
+    # int() alone accepts "+1", " 1", "1_0" and other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidInput(name, reason)
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidInput(name, reason)
+    return value
+
+
+def _paging(max_limit: int) -> dict[str, int]:
+    limit = _query_int("limit", 0, max_limit)
+    offset = _query_int("offset", 0, MAX_OFFSET)
+    params = {"limit": limit, "offset": offset}
+    return {name: value for name, value in params.items() if value is not None}
 
 
 @bp.get("/dumpf")
 def dumpf() -> Response:
     """The stored file names, paged with ``limit`` and ``offset``."""
-    params = _paging()
-    if isinstance(params, Response):
-        return params
+    params = _paging(DUMP_MAX_LIMIT)
     return _relay(_buffer().request("GET", "/dumpF", params=params))
 
 
 @bp.get("/dumpflog")
 def dumpflog() -> Response:
     """The buffer's event log, paged with ``limit`` and ``offset``."""
-    params = _paging()
-    if isinstance(params, Response):
-        return params
+    params = _paging(LOG_MAX_LIMIT)
     return _relay(_buffer().request("GET", "/dumpLogF", params=params))
 
 
 @bp.get("/")
 def status_page() -> Response:
     """The status page: state, fill towards MAX_SIZE, batch, counts and a paged file list."""
-    page = request.args.get("page", "1")
-    page_number = int(page) if page.isdigit() and int(page) > 0 else 1
+    page = _query_int("page", 1, MAX_PAGE)
+    page_number = 1 if page is None else page
     buffer = _buffer()
     stat = _buffer_json(_ok(buffer.request("GET", "/stat")))
     desc = _buffer_json(_ok(buffer.request("GET", "/dstat")))
@@ -298,9 +363,19 @@ def status_page() -> Response:
 
 
 def _ok(upstream: Any) -> Any:
+    if 400 <= upstream.status_code < 500 and _resp(upstream) == "INVALID":
+        raise BufferRefused(upstream)
     if upstream.status_code != 200:
         raise UpstreamError(f"buffer answered {upstream.status_code}")
     return upstream
+
+
+def _resp(upstream: Any) -> object:
+    try:
+        doc = orjson.loads(upstream.content)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("resp") if isinstance(doc, dict) else None
 
 
 @bp.get("/healthz")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -22,6 +23,7 @@ from glitchflow_core.metrics import ServiceMetrics
 
 SERVICE = "glitchflow_api"
 log = logging.getLogger(SERVICE)
+REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
 
 
 @dataclass
@@ -41,6 +43,16 @@ def json_response(
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )
+
+
+def first_error(errors: Sequence[Any]) -> tuple[str, str]:
+    """The field (``body`` when none is named) and reason of the first pydantic error."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid"}
+    loc = [str(part) for part in first.get("loc", ())]
+    if loc and loc[0] in REQUEST_PARTS:
+        # FastAPI says where the field was ("query", "limit"); the caller wants its name.
+        loc = loc[1:]
+    return ".".join(loc) or "body", first["msg"]
 
 
 class MetricsMiddleware:
@@ -123,11 +135,7 @@ def build_app(settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         ctx.metrics.refusals.labels("invalid").inc()
-        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid"}
-        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
-        field = ".".join(loc) or "body"
-        return json_response(
-            {"resp": "INVALID", "detail": {"field": field, "reason": first["msg"]}}, 422
-        )
+        field, reason = first_error(exc.errors())
+        return json_response({"resp": "INVALID", "detail": {"field": field, "reason": reason}}, 422)
 
     return app

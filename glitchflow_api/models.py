@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class ChunkIn(BaseModel):
@@ -37,7 +37,10 @@ class TrainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(max_length=200, description="Who asks (stored as the batch's freezer).")
+    # Stripped and non-empty, as the buffer requires: a blank user is the caller's error (422).
+    user: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = (
+        Field(description="Who asks (stored as the batch's freezer).")
+    )
     token: str | None = Field(
         None, max_length=4096, description="Admin token, if not sent as a bearer header."
     )
@@ -48,7 +51,8 @@ class CleanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    msg: str = Field("", max_length=10_000, description="Free text, kept in the buffer's log.")
+    # The buffer keeps at most 4096 characters; a longer one is the caller's error (422).
+    msg: str = Field("", max_length=4096, description="Free text, kept in the buffer's log.")
     force: bool = Field(False, description="Flush even when the buffer is not frozen.")
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from glitchflow_api.app import Context, json_response
+from glitchflow_api.app import Context, first_error, json_response
 from glitchflow_api.models import (
     ChunkIn,
     CleanAnswer,
@@ -27,10 +29,25 @@ from glitchflow_api.upstream import UpstreamError, UpstreamFailure, call
 from glitchflow_core.chunk import ChunkError, parse_chunk
 
 router = APIRouter()
+AdminBody = TypeVar("AdminBody", bound=BaseModel)
 
 FROZEN_RETRY_AFTER = "30"
 """Seconds a writer should wait when the store is frozen and did not say how long itself."""
 JSON = {"Content-Type": "application/json"}
+ADMIN_MAX_BODY = 64 * 1024
+"""Largest ``/train`` or ``/cleanbuf`` body: a user, a token and a message fit many times over."""
+PARSE_INLINE_MAX = 1024 * 1024
+"""Bodies up to this size are validated on the event loop; larger ones in a worker thread.
+
+A 375 kB chunk parses in well under the cost of a thread hop; a maximum-size one (1M samples,
+about 20 MB) takes ~140 ms, which on the event loop would stall every other request.
+"""
+MAX_OFFSET = 2**62
+"""The buffer's largest ``offset``; a larger one is refused here, naming the field."""
+MAX_DUMP_LIMIT = 100_000
+"""The buffer's largest ``/dumpF`` page."""
+MAX_PAGE = 10**12
+"""Status page number: the logic shows 50 files a page, so its offsets stay far below 2**62."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorAnswer, "description": "Missing or invalid token."},
     403: {
@@ -77,9 +94,15 @@ def _doc(upstream: httpx.Response) -> dict[str, Any]:
 
 
 def _failure(upstream: httpx.Response, doc: dict[str, Any]) -> Response:
-    """A failure further down, relayed with the ``resp`` of the layer that failed."""
+    """A failure further down, relayed with the ``resp`` of the layer that failed.
+
+    A 4xx ``INVALID`` is the caller's input refused further down: relayed as it is (with its
+    ``detail`` naming the field), not disguised as a failure of the service.
+    """
     status = upstream.status_code
     if status >= 500 and isinstance(doc.get("resp"), str):
+        return json_response(doc, status)
+    if 400 <= status < 500 and doc.get("resp") == "INVALID":
         return json_response(doc, status)
     if status == 401:
         raise UpstreamError("datastore_logic refused the service token")
@@ -99,6 +122,39 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
             return None
         parts.append(part)
     return b"".join(parts)
+
+
+async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody | Response:
+    """The JSON body of an admin call, capped at `ADMIN_MAX_BODY` before it is parsed."""
+    ctx = _ctx(request)
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ("", "application/json"):
+        return _invalid(ctx, "content-type", "must be application/json", 415)
+    body = await _read_capped(request, ADMIN_MAX_BODY)
+    if body is None:
+        return _invalid(ctx, "body", f"larger than {ADMIN_MAX_BODY} bytes", 413)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        field, reason = first_error(exc.errors())
+        return _invalid(ctx, field, reason)
+
+
+def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI text of a body the route reads itself (so that it can cap it before parsing)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorAnswer, "description": f"Body over {ADMIN_MAX_BODY} bytes."},
+    415: {"model": ErrorAnswer, "description": "Content-Type is not application/json."},
+    **ERRORS,
+}
 
 
 @router.post(
@@ -138,7 +194,10 @@ async def streamdata(request: Request) -> Response:
     if body is None:
         return _invalid(ctx, "body", f"larger than {ctx.settings.max_body} bytes", 413)
     try:
-        parse_chunk(body, ctx.settings.max_samples)
+        if len(body) > PARSE_INLINE_MAX:
+            await run_in_threadpool(parse_chunk, body, ctx.settings.max_samples)
+        else:
+            parse_chunk(body, ctx.settings.max_samples)
     except ChunkError as exc:
         return _invalid(ctx, exc.field, exc.reason)
     # The validated bytes go on unchanged: no second encoding of 16,384 floats.
@@ -178,15 +237,18 @@ def _stream_answer(ctx: Context, upstream: httpx.Response) -> Response:
     "/train",
     summary="Freeze the batch if it is full",
     response_model=TrainAnswer,
-    responses=ERRORS,
+    responses=ADMIN_ERRORS,
+    openapi_extra=_admin_request_body(TrainRequest),
 )
 async def train(
     request: Request,
-    payload: TrainRequest,
     authorization: str | None = Header(None, include_in_schema=False),
 ) -> Response:
     """Freeze signal: FROZEN with n_f, bt_wrt and batch, or WAITING while the batch is not full."""
     ctx = _ctx(request)
+    payload = await _admin_body(request, TrainRequest)
+    if isinstance(payload, Response):
+        return payload
     ctx.tokens.require_admin(authorization, payload.token)
     # The token authorised this call; it goes no further.
     upstream = await call(_client(request), "POST", "/freezeds", json={"user": payload.user})
@@ -211,17 +273,20 @@ async def train(
     response_model=CleanAnswer,
     responses={
         409: {"model": StreamAnswer, "description": "NOT_FROZEN (send force to flush anyway)."},
-        **ERRORS,
+        **ADMIN_ERRORS,
     },
+    openapi_extra=_admin_request_body(CleanRequest),
 )
 async def cleanbuf(
     request: Request,
-    payload: CleanRequest,
     authorization: str | None = Header(None, include_in_schema=False),
 ) -> Response:
     """Flush: CLEANED with the batch id and its archive folder; 409 when the store is not frozen."""
     ctx = _ctx(request)
     ctx.tokens.require_admin(authorization)
+    payload = await _admin_body(request, CleanRequest)
+    if isinstance(payload, Response):
+        return payload
     upstream = await call(
         _client(request), "POST", "/flushbuf", json={"msg": payload.msg, "force": payload.force}
     )
@@ -261,8 +326,8 @@ async def stats(request: Request) -> Response:
 @router.get("/dumpbuf", summary="Stored file names", response_model=DumpAnswer, responses=ERRORS)
 async def dumpbuf(
     request: Request,
-    limit: int | None = Query(None, ge=0, le=100_000),
-    offset: int | None = Query(None, ge=0),
+    limit: int | None = Query(None, ge=0, le=MAX_DUMP_LIMIT),
+    offset: int | None = Query(None, ge=0, le=MAX_OFFSET),
 ) -> Response:
     """Names of the stored files, paged with ``limit`` and ``offset``."""
     params = {k: v for k, v in (("limit", limit), ("offset", offset)) if v is not None}
@@ -291,7 +356,7 @@ async def desc(request: Request) -> Response:
     response_class=HTMLResponse,
     responses={502: {"model": ErrorAnswer}, 504: {"model": ErrorAnswer}},
 )
-async def dspage(request: Request, page: int = Query(1, ge=1)) -> Response:
+async def dspage(request: Request, page: int = Query(1, ge=1, le=MAX_PAGE)) -> Response:
     """The status page, fetched from datastore_logic and served here (never a redirect)."""
     upstream = await call(_client(request), "GET", "/", params={"page": page})
     if upstream.status_code == 200:

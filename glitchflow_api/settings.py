@@ -24,7 +24,10 @@ class Settings(ServiceSettings):
     service_token_file: Path | None = aliased(None, "service_token_file")
     max_samples: int = aliased(DEFAULT_MAX_SAMPLES, "max_samples")
     max_body: int = aliased(32 * 1024 * 1024, "max_body")
-    upstream_timeout: float = aliased(10.0, "upstream_timeout")
+    # Longer than datastore_logic's own (10 s) on purpose: when the buffer hangs, the logic times
+    # out first and says so (504, upstream "databuffer"), and the API relays that answer instead of
+    # giving up at the same moment and blaming datastore_logic.
+    upstream_timeout: float = aliased(15.0, "upstream_timeout")
 
     @field_validator("ds_burl")
     @classmethod

@@ -210,6 +210,17 @@ async def test_dspage_logic_down_is_502(api: httpx.AsyncClient, logic: respx.Moc
     logic.get("/").mock(side_effect=httpx.ConnectError("refused"))
     answer = await api.get("/dspage")
     assert answer.status_code == 502
+    assert answer.json()["resp"] == "UPSTREAM_UNREACHABLE"
+    assert answer.json()["upstream"] == "datastore_logic"
+
+
+async def test_dspage_buffer_down_is_relayed(
+    api: httpx.AsyncClient, logic: respx.MockRouter
+) -> None:
+    body = {"resp": "UPSTREAM_TIMEOUT", "upstream": "databuffer", "detail": "no answer"}
+    logic.get("/").respond(504, json=body)
+    answer = await api.get("/dspage")
+    assert (answer.status_code, answer.json()) == (504, body)
 
 
 async def test_healthz_and_readyz(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
@@ -226,8 +237,12 @@ async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncCli
     spec = (await api.get("/openapi.json")).json()
     stream_body = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
     assert set(stream_body["schema"]["properties"]) == {"h", "t", "channel"}
+    paths = spec["paths"]
+    for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "force"})):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert set(body["properties"]) == fields
+        assert {"413", "415", "422"} <= set(paths[path]["post"]["responses"])
     schemas = spec["components"]["schemas"]
-    assert set(schemas["TrainRequest"]["properties"]) == {"user", "token"}
     assert {"resp", "n_f", "bt_wrt"} <= set(schemas["TrainAnswer"]["properties"])
     assert set(schemas["StatsAnswer"]["properties"]) >= {"n_itm", "buff_size"}
     assert "nmlist" in schemas["DumpAnswer"]["properties"]

@@ -56,3 +56,9 @@ def test_placeholder_tokens_allowed_in_dev() -> None:
 def test_unreadable_token_file_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="WRITER_TOKENS_FILE"):
         Settings(writer_tokens_file=tmp_path / "absent")
+
+
+def test_upstream_timeout_default_outlasts_the_logic_hop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # datastore_logic waits 10 s for the buffer; the API must wait longer to relay its answer.
+    monkeypatch.delenv("GLITCHFLOW_UPSTREAM_TIMEOUT", raising=False)
+    assert Settings().upstream_timeout == 15.0

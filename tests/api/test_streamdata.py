@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import orjson
 import pytest
 import respx
+
+from glitchflow_api import routes
 
 CHUNK = (
     b'{"h":[1.0e-21,-2.5e-21,3.0e-22],"t":[1000000000.0,0.25],"channel":"L1:GWOSC-4KHZ_R1_STRAIN"}'
@@ -216,3 +220,49 @@ async def test_metrics_count_created_and_refused(
     assert "glitchflow_ingested_bytes_total 90.0" in text
     assert 'glitchflow_refusals_total{reason="invalid"} 1.0' in text
     assert 'route="/streamdata",status="201"' in text
+
+
+BIG_H = [1.0e-21] * 200_000  # about 1.2 MB of JSON: over the inline-parsing threshold
+
+
+def test_big_h_is_over_the_inline_threshold() -> None:
+    assert len(orjson.dumps({"h": BIG_H, "t": [1e9, 0.25]})) > routes.PARSE_INLINE_MAX
+
+
+async def test_large_body_is_parsed_off_the_event_loop(
+    api: httpx.AsyncClient, logic: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+    real_parse = routes.parse_chunk
+
+    def spy(body: bytes, max_samples: int) -> object:
+        threads.append(threading.current_thread())
+        return real_parse(body, max_samples)
+
+    monkeypatch.setattr(routes, "parse_chunk", spy)
+    stream = logic.post("/stream").respond(201, json=CREATED)
+    big = orjson.dumps({"h": BIG_H, "t": [1e9, 0.25]})
+    assert (await api.post("/streamdata", content=big, headers=JSON)).status_code == 201
+    assert (await api.post("/streamdata", content=CHUNK, headers=JSON)).status_code == 201
+    loop_thread = threading.current_thread()
+    assert threads[0] is not loop_thread, "a large body was parsed on the event loop"
+    assert threads[1] is loop_thread, "a small body should not pay for a thread hop"
+    assert stream.calls[0].request.content == big
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param(orjson.dumps({"h": BIG_H}), "t", id="t-missing"),
+        pytest.param(orjson.dumps({"h": [*BIG_H, "x"], "t": [1e9, 0.25]}), "h", id="h-string"),
+        pytest.param(orjson.dumps({"h": BIG_H, "t": [1e9, -1.0]}), "t", id="dt-negative"),
+        pytest.param(orjson.dumps({"h": BIG_H, "t": [1e9, 0.25], "x": 1}), "x", id="unknown"),
+    ],
+)
+async def test_large_bad_body_is_refused_naming_field(
+    api: httpx.AsyncClient, logic: respx.MockRouter, body: bytes, field: str
+) -> None:
+    stream = logic.post("/stream").respond(201, json=CREATED)
+    answer = await api.post("/streamdata", content=body, headers=JSON)
+    assert (answer.status_code, answer.json()["detail"]["field"]) == (422, field)
+    assert not stream.called

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
 import httpx
 import pytest
+
+from glitchflow_core.launcher import Layout, Stack, free_port, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -96,20 +100,41 @@ def test_conflicting_chunk_is_409(stack_factory, tokens_env, auth, chunk, disk) 
         assert api.get("/stats").json()["n_itm"] == 1
 
 
-def test_tokens_are_enforced_and_never_shown(stack_factory, tokens_env, auth, chunk, disk) -> None:
-    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
+def test_tokens_are_enforced_and_never_shown(
+    stack_factory, tmp_path, tokens_env, auth, chunk, disk
+) -> None:
+    env = {
+        **tokens_env,
+        # Everything the services log, and a log rotated many times over, are searched too.
+        "GLITCHFLOW_LOG_LEVEL": "DEBUG",
+        "GLITCHFLOW_LOG_MAX_BYTES": "512",
+    }
+    stack, layout = stack_factory(max_size=MAX_SIZE, env=env, data_dir=tmp_path / "buf")
+    kinds = ("WRITER_TOKENS", "ADMIN_TOKENS", "SERVICE_TOKEN")
+    secrets = [tokens_env[f"GLITCHFLOW_{kind}"] for kind in kinds]
+    admin_token = tokens_env["GLITCHFLOW_ADMIN_TOKENS"]
     with httpx.Client(base_url=layout.api_url, timeout=10) as api:
         json = {"Content-Type": "application/json"}
         assert api.post("/streamdata", content=chunk(1e9), headers=json).status_code == 401
         assert api.post("/train", json={"user": "x", "token": "nope"}).status_code == 401
         assert api.post("/cleanbuf", json={"msg": "x"}, headers=auth.writer).status_code == 403
-        api.post("/train", json={"user": "x"}, headers=auth.admin)
-        shown = " ".join(
-            api.get(path).text for path in ("/stats", "/desc", "/dumpbuf", "/dspage", "/metrics")
-        )
-        for token in tokens_env.values():
-            if token != "WARNING":
-                assert token not in shown
+        waiting = api.post("/train", json={"user": "x"}, headers=auth.admin)
+        assert (waiting.status_code, waiting.json()["resp"]) == (200, "WAITING")
+        created = stream_until_frozen(api, auth.writer, chunk)
+        # The admin token in the body, as Airflow sends it: it authorises, and goes no further.
+        train = api.post("/train", json={"user": "airflow", "token": admin_token})
+        assert train.status_code == 200, train.text
+        assert train.json()["resp"] == "FROZEN"
+        assert train.json()["n_f"] == len(created)
+        shown = [
+            waiting.text,
+            train.text,
+            *(api.get(path).text for path in ("/stats", "/desc", "/dumpbuf", "/dspage")),
+            httpx.get(layout.logic_url + "/dumpflog").text,
+        ]
+        clean = api.post("/cleanbuf", json={"msg": "trained"}, headers=auth.admin)
+        assert clean.status_code == 200, clean.text
+        shown += [clean.text, api.get("/metrics").text]
     # The logic refuses callers without the service token: the buffer is reached only through it.
     refused = httpx.post(
         layout.logic_url + "/stream",
@@ -117,6 +142,22 @@ def test_tokens_are_enforced_and_never_shown(stack_factory, tokens_env, auth, ch
         headers={"Content-Type": "application/json"},
     )
     assert refused.status_code == 401
+
+    root = tmp_path / "buf"
+    for name in ("adm/Dsstat.json", "adm/StatDesc.json", "log/LogStream.json"):
+        assert (root / name).is_file(), f"{name} is not where the test looks"
+    assert (root / "log/LogStream.json.1").is_file(), "the event log never rotated"
+    assert len(disk(root).archives()) == 1
+    stored = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    outputs = {proc.name: proc.output() for proc in stack.processes}
+    assert all(outputs.values()), "a service printed nothing: its output was not captured"
+    for secret in secrets:
+        for text in shown:
+            assert secret not in text
+        for path, content in stored.items():
+            assert secret.encode() not in content, f"a token is stored in {path}"
+        for name, output in outputs.items():
+            assert secret not in output, f"a token is in the output of {name}"
 
 
 def test_bad_chunk_writes_nothing(stack_factory, tmp_path, auth, chunk, disk) -> None:
@@ -180,3 +221,42 @@ def test_logic_down_is_502_from_api(stack_factory, tokens_env, auth, chunk, disk
         assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_UNREACHABLE")
         assert answer.json()["upstream"] == "datastore_logic"
         assert api.get("/readyz").status_code == 503
+
+
+def test_hung_buffer_is_reported_as_its_timeout(tmp_path, tokens_env, auth) -> None:
+    layout = Layout("127.0.0.1", free_port(), free_port(), free_port())
+    buffer, logic, api_proc = service_processes(layout, tmp_path / "buf", MAX_SIZE, env=tokens_env)
+    # As by default (10 s and 15 s), the API waits longer than the logic, only quicker.
+    logic.env = {**logic.env, "GLITCHFLOW_UPSTREAM_TIMEOUT": "1"}
+    api_proc.env = {**api_proc.env, "GLITCHFLOW_UPSTREAM_TIMEOUT": "2"}
+    stack = Stack([buffer, logic, api_proc])
+    stack.start()
+    try:
+        with httpx.Client(base_url=layout.api_url, timeout=15) as api:
+            buffer.signal(signal.SIGSTOP)  # it still accepts connections, but never answers
+            try:
+                answers = [
+                    api.get("/stats"),
+                    api.get("/desc"),
+                    api.get("/dumpbuf"),
+                    api.get("/dspage"),
+                    api.post("/train", json={"user": "airflow"}, headers=auth.admin),
+                ]
+            finally:
+                buffer.signal(signal.SIGCONT)
+            for answer in answers:
+                assert answer.status_code == 504, answer.text
+                assert answer.json()["resp"] == "UPSTREAM_TIMEOUT"
+                assert answer.json()["upstream"] == "databuffer"
+            assert api.get("/stats").status_code == 200
+    finally:
+        stack.stop()
+
+
+def test_api_outwaits_logic_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datastore_logic.settings import Settings as LogicSettings
+    from glitchflow_api.settings import Settings as ApiSettings
+
+    monkeypatch.delenv("GLITCHFLOW_UPSTREAM_TIMEOUT", raising=False)
+    # Otherwise both give up at the same moment and the API blames datastore_logic for the buffer.
+    assert ApiSettings().upstream_timeout > LogicSettings().upstream_timeout

@@ -321,6 +321,11 @@ def test_status_page_buffer_down_is_502(client: FlaskClient, buffer: respx.MockR
     buffer.get("/stat").mock(side_effect=httpx.ConnectError("refused"))
     answer = client.get("/")
     assert answer.status_code == 502
+    assert answer.json == {
+        "resp": "UPSTREAM_UNREACHABLE",
+        "upstream": "databuffer",
+        "detail": "connection refused",
+    }
 
 
 def test_healthz_is_ok(client: FlaskClient) -> None:
