@@ -139,14 +139,22 @@ def _list_samples(value: list[object], max_samples: int) -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def _two_brackets(body: bytes) -> bool:
+    """True when ``[`` occurs exactly twice: simdjson flattens nested arrays into the buffer, and
+    a flat chunk has two arrays, h and t. Three ``find`` calls (memchr) cost 3 us on 330 kB;
+    ``count`` walks the bytes one by one and costs 110 us."""
+    first = body.find(b"[")
+    second = body.find(b"[", first + 1) if first >= 0 else -1
+    return second >= 0 and body.find(b"[", second + 1) < 0
+
+
 def _decode_fast(body: bytes) -> dict[str, object] | None:
     """``{"h": float64 array, "t": ..., "channel": ...}`` by simdjson, or None for the precise path.
 
     None is returned for anything unusual (invalid JSON, integer or non-numeric samples, repeated
     or unknown keys, a large body), never an error: the orjson path then decides and explains.
     """
-    # simdjson flattens nested arrays into the buffer; a flat chunk has exactly two: h and t.
-    if len(body) > FAST_PATH_MAX_BYTES or body.count(b"[") != 2:
+    if len(body) > FAST_PATH_MAX_BYTES or not _two_brackets(body):
         return None
     parser = getattr(_parsers, "parser", None)
     if parser is None:
