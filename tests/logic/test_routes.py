@@ -43,6 +43,17 @@ def test_stream_forwards_raw_bytes_with_freeze_threshold(
     assert request.headers["content-type"] == "application/json"
 
 
+def test_stream_forwards_a_large_body_byte_for_byte(
+    client: FlaskClient, buffer: respx.MockRouter
+) -> None:
+    # Larger than werkzeug's 64 KiB reads and gunicorn's read-ahead pieces.
+    big = orjson.dumps({"h": [i * 1e-21 for i in range(40_000)], "t": [1e9, 1 / 16384]})
+    assert len(big) > 512 * 1024
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    assert post_chunk(client, big).status_code == 201
+    assert send.calls.last.request.content == big
+
+
 def test_stream_sends_max_age_when_configured(
     make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
 ) -> None:
