@@ -12,10 +12,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, MetricsMiddleware
+from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
-from glitchflow_core.metrics import ServiceMetrics
+from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 logger = logging.getLogger("databuffer")
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

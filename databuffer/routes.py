@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from databuffer.errors import (
     ArchiveFailed,
@@ -438,29 +437,7 @@ EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]
 # --------------------------------------------------------------------------- request metrics
 
 
-class MetricsMiddleware:
-    """Counts every answered request and its latency, by route (unknown paths as ``other``)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_record)
-        finally:
-            path = scope["path"]
-            route = path if path in KNOWN_PATHS else "other"
-            self.metrics.observe(route, scope["method"], status, time.perf_counter() - started)
+def route_label(scope: Scope) -> str:
+    """The metrics label of a request: its path when it is one of ours, else ``other``."""
+    path = scope["path"]
+    return path if path in KNOWN_PATHS else "other"

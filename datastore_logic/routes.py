@@ -11,10 +11,11 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from datastore_logic.policy import Policy, flush_answer, flush_request
-from datastore_logic.upstream import BufferClient, UpstreamError, UpstreamFailure
+from datastore_logic.upstream import UPSTREAM, BufferClient
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.metrics import ServiceMetrics
 from glitchflow_core.sizes import format_size
+from glitchflow_core.upstream import UpstreamError, UpstreamFailure
 
 bp = Blueprint("logic", __name__)
 
@@ -83,7 +84,7 @@ def _relay(upstream: Any) -> Response:
         except orjson.JSONDecodeError:
             doc = None
         if not isinstance(doc, dict) or "resp" not in doc:
-            raise UpstreamError(f"buffer answered {status} without a resp")
+            raise UpstreamError(UPSTREAM, f"buffer answered {status} without a resp")
     headers = {}
     if "retry-after" in upstream.headers:
         headers["Retry-After"] = upstream.headers["retry-after"]
@@ -95,9 +96,11 @@ def _buffer_json(upstream: Any) -> dict[str, Any]:
     try:
         doc = orjson.loads(upstream.content)
     except orjson.JSONDecodeError as exc:
-        raise UpstreamError(f"buffer answered {upstream.status_code} with no JSON") from exc
+        raise UpstreamError(
+            UPSTREAM, f"buffer answered {upstream.status_code} with no JSON"
+        ) from exc
     if not isinstance(doc, dict):
-        raise UpstreamError(f"buffer answered {upstream.status_code} with no JSON object")
+        raise UpstreamError(UPSTREAM, f"buffer answered {upstream.status_code} with no JSON object")
     return doc
 
 
@@ -261,7 +264,9 @@ def freezeds() -> Response:
         return _relay(upstream)
     answer = _policy().freeze_answer(_buffer_json(upstream))
     if answer is None:
-        raise UpstreamError("buffer answered /upddsc with neither FROZEN nor WAITING and counts")
+        raise UpstreamError(
+            UPSTREAM, "buffer answered /upddsc with neither FROZEN nor WAITING and counts"
+        )
     # FROZEN also answers a buffer that was already frozen (by the filling write, counted there).
     _metrics().fill_ratio.set(_policy().fill_ratio(answer["bt_wrt"]))
     return json_response(answer)
@@ -284,7 +289,7 @@ def flushbuf() -> Response:
         return _relay(upstream)
     answer = flush_answer(_buffer_json(upstream))
     if answer is None:
-        raise UpstreamError("buffer answered /cleanall 200 without CLEANED")
+        raise UpstreamError(UPSTREAM, "buffer answered /cleanall 200 without CLEANED")
     _metrics().flushes.inc()
     _metrics().fill_ratio.set(0.0)
     return json_response(answer)
@@ -386,7 +391,7 @@ def _ok(upstream: Any) -> Any:
     if 400 <= upstream.status_code < 500 and _resp(upstream) == "INVALID":
         raise BufferRefused(upstream)
     if upstream.status_code != 200:
-        raise UpstreamError(f"buffer answered {upstream.status_code}")
+        raise UpstreamError(UPSTREAM, f"buffer answered {upstream.status_code}")
     return upstream
 
 

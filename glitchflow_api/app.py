@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,13 +12,14 @@ import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from glitchflow_api.auth import AuthError, Tokens
 from glitchflow_api.settings import Settings
-from glitchflow_api.upstream import UpstreamFailure, new_client
+from glitchflow_api.upstream import new_client
 from glitchflow_core.logs import configure_logging
-from glitchflow_core.metrics import ServiceMetrics
+from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
+from glitchflow_core.upstream import UpstreamFailure
 
 SERVICE = "glitchflow_api"
 log = logging.getLogger(SERVICE)
@@ -55,32 +55,9 @@ def first_error(errors: Sequence[Any]) -> tuple[str, str]:
     return ".".join(loc) or "body", first["msg"]
 
 
-class MetricsMiddleware:
-    """Counts every request and its latency, labelled by route template (not raw path)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            route = scope.get("route")
-            label = getattr(route, "path", "unmatched")
-            self.metrics.observe(label, scope["method"], status, time.perf_counter() - started)
+def route_label(scope: Scope) -> str:
+    """The metrics label of a request: its route template, or ``unmatched``."""
+    return getattr(scope.get("route"), "path", "unmatched")
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -118,7 +95,7 @@ def build_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(router)
-    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
 
     @app.exception_handler(UpstreamFailure)
     async def _upstream_failure(request: Request, exc: UpstreamFailure) -> Response:

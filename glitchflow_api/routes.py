@@ -25,8 +25,9 @@ from glitchflow_api.models import (
     TrainAnswer,
     TrainRequest,
 )
-from glitchflow_api.upstream import UpstreamError, UpstreamFailure, call
+from glitchflow_api.upstream import UPSTREAM, call
 from glitchflow_core.chunk import ChunkError, parse_chunk
+from glitchflow_core.upstream import UpstreamError, UpstreamFailure
 
 router = APIRouter()
 AdminBody = TypeVar("AdminBody", bound=BaseModel)
@@ -70,7 +71,7 @@ def _ctx(request: Request) -> Context:
 def _client(request: Request) -> httpx.AsyncClient:
     client = _ctx(request).client
     if client is None:
-        raise UpstreamError("the API is not started (no client)")
+        raise UpstreamError(UPSTREAM, "the API is not started (no client)")
     return client
 
 
@@ -84,11 +85,11 @@ def _doc(upstream: httpx.Response) -> dict[str, Any]:
         doc = orjson.loads(upstream.content)
     except orjson.JSONDecodeError as exc:
         raise UpstreamError(
-            f"datastore_logic answered {upstream.status_code} without JSON"
+            UPSTREAM, f"datastore_logic answered {upstream.status_code} without JSON"
         ) from exc
     if not isinstance(doc, dict):
         raise UpstreamError(
-            f"datastore_logic answered {upstream.status_code} without a JSON object"
+            UPSTREAM, f"datastore_logic answered {upstream.status_code} without a JSON object"
         )
     return doc
 
@@ -105,8 +106,8 @@ def _failure(upstream: httpx.Response, doc: dict[str, Any]) -> Response:
     if 400 <= status < 500 and doc.get("resp") == "INVALID":
         return json_response(doc, status)
     if status == 401:
-        raise UpstreamError("datastore_logic refused the service token")
-    raise UpstreamError(f"datastore_logic answered {status} {doc.get('resp')!r}")
+        raise UpstreamError(UPSTREAM, "datastore_logic refused the service token")
+    raise UpstreamError(UPSTREAM, f"datastore_logic answered {status} {doc.get('resp')!r}")
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -342,7 +343,7 @@ async def desc(request: Request) -> Response:
     if isinstance(doc, Response):
         return doc
     if doc.get("dstatus") not in ("OPERATIONAL", "FROZEN"):
-        raise UpstreamError("datastore_logic answered /dsdesc without a dstatus")
+        raise UpstreamError(UPSTREAM, "datastore_logic answered /dsdesc without a dstatus")
     answer = {"resp": doc["dstatus"]}
     for key in ("batch", "batch_started", "frozen_at", "frozen_reason"):
         if key in doc:

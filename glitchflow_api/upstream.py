@@ -11,42 +11,14 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from glitchflow_core.upstream import (
+    BACKOFF_BASE,
+    CONNECT_ATTEMPTS,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+
 UPSTREAM = "datastore_logic"
-CONNECT_ATTEMPTS = 3
-"""Tries when the connection is refused: nothing was sent, so any request may be repeated."""
-BACKOFF_BASE = 0.05
-
-
-class UpstreamFailure(Exception):
-    """Raised when datastore_logic gives no usable answer; ``status``/``body()`` say so."""
-
-    status = 502
-    resp = "UPSTREAM_ERROR"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-    def body(self) -> dict[str, Any]:
-        """The JSON answer of the failure."""
-        return {"resp": self.resp, "upstream": UPSTREAM, "detail": self.detail}
-
-
-class UpstreamUnreachable(UpstreamFailure):
-    """Raised when no connection to datastore_logic could be made or it broke off."""
-
-    resp = "UPSTREAM_UNREACHABLE"
-
-
-class UpstreamTimeout(UpstreamFailure):
-    """Raised when datastore_logic did not answer within ``UPSTREAM_TIMEOUT``."""
-
-    status = 504
-    resp = "UPSTREAM_TIMEOUT"
-
-
-class UpstreamError(UpstreamFailure):
-    """Raised when datastore_logic answered something unusable (no JSON, unexpected status)."""
 
 
 class _Transport(AiohttpTransport):
@@ -101,12 +73,12 @@ async def call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any)
         try:
             return await client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(f"no answer within {timeout:g} s") from exc
+            raise UpstreamTimeout(UPSTREAM, f"no answer within {timeout:g} s") from exc
         except httpx.ConnectError as exc:
             pause = BACKOFF_BASE * 2**attempt * (0.5 + random.random())  # noqa: S311
             if attempt + 1 == CONNECT_ATTEMPTS or time.monotonic() + pause > deadline:
-                raise UpstreamUnreachable("connection refused") from exc
+                raise UpstreamUnreachable(UPSTREAM, "connection refused") from exc
             await asyncio.sleep(pause)
         except httpx.TransportError as exc:
-            raise UpstreamUnreachable(type(exc).__name__) from exc
+            raise UpstreamUnreachable(UPSTREAM, type(exc).__name__) from exc
     raise AssertionError("unreachable")  # pragma: no cover

@@ -8,6 +8,8 @@ aggregates the workers' files.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -74,3 +77,37 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """ASGI middleware: counts every answered request and its latency under ``label(scope)``.
+
+    The label is a route template or a known path, never the raw path, so that unknown paths
+    cannot grow the number of time series.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, label: Callable[[Scope], str]
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.label = label
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.observe(self.label(scope), scope["method"], status, elapsed)

@@ -1,0 +1,47 @@
+"""Failures of the next service in the chain, as every service reports them.
+
+Never disguised: a failure is answered 502 or 504 with a ``resp`` that says what happened and
+``upstream`` naming the service that failed, never as ``FROZEN`` or ``WAITING``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CONNECT_ATTEMPTS = 3
+"""Tries when the connection is refused: nothing was sent, so any request may be repeated."""
+BACKOFF_BASE = 0.05
+"""First pause, in seconds, before retrying a refused connection; doubled each try, jittered."""
+
+
+class UpstreamFailure(Exception):
+    """Raised when the next service gives no usable answer; `status` and `body` are the answer."""
+
+    status = 502
+    resp = "UPSTREAM_ERROR"
+
+    def __init__(self, upstream: str, detail: str) -> None:
+        super().__init__(f"{upstream}: {detail}")
+        self.upstream = upstream
+        self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer of the failure."""
+        return {"resp": self.resp, "upstream": self.upstream, "detail": self.detail}
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """Raised when no connection could be made, or it broke before an answer."""
+
+    resp = "UPSTREAM_UNREACHABLE"
+
+
+class UpstreamTimeout(UpstreamFailure):
+    """Raised when the next service did not answer within ``UPSTREAM_TIMEOUT``."""
+
+    status = 504
+    resp = "UPSTREAM_TIMEOUT"
+
+
+class UpstreamError(UpstreamFailure):
+    """Raised when the next service answered something unusable (no JSON, no ``resp``, a 5xx)."""
