@@ -141,3 +141,36 @@ def test_kill_9_during_writes_loses_no_acknowledged_chunk(tmp_path: Path) -> Non
     last = orjson.loads((tmp_path / "log" / "LogStream.json").read_bytes().splitlines()[-1])
     assert last["event"] == "stop"
     assert last["n_itm"] == len(files_in(tmp_path / "data"))
+
+
+def test_sigterm_finishes_a_write_in_flight(tmp_path: Path) -> None:
+    """A chunk still uploading when SIGTERM arrives is stored and acknowledged, then the
+    process exits; after a restart the chunk is there and counted."""
+    proc, url = start_buffer(tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    body = chunk_body(7)
+    head = (
+        f"POST /sendF HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(head + body[:100])
+        time.sleep(1.0)  # generous: the server has parsed the head and waits for the body
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert proc.poll() is None, "the process must wait for the write in flight"
+        sock.sendall(body[100:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 201"), answer[:300]
+    stored = orjson.loads(rest.split(b"\r\n\r\n", 1)[1])["file"]
+    assert stop(proc, signal.SIGTERM) in (0, -signal.SIGTERM)
+    proc, url = start_buffer(tmp_path)
+    try:
+        stat = httpx.get(f"{url}/stat").json()
+        assert (stat["n_itm"], stat["buff_size"]) == (1, len(body))
+        assert files_in(tmp_path / "data") == {stored: len(body)}
+    finally:
+        stop(proc, signal.SIGTERM)
