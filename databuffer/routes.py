@@ -314,7 +314,9 @@ async def clean_all(request: Request) -> Response:
             "archive": result.archive,
             "n_f": result.n_f,
             "bt_wrt": result.bt_wrt,
-            "manifest": result.manifest,
+            # The file list (100,000 names for a large batch) stays in the archive's
+            # manifest.json and in /batches: this answer travels through every hop.
+            "manifest": {k: v for k, v in result.manifest.items() if k != "files"},
         }
     )
 

@@ -280,8 +280,11 @@ async def test_cleanall_archives_the_frozen_batch(client: httpx.AsyncClient) -> 
     doc = cleaned.json()
     assert (doc["resp"], doc["batch"], doc["n_f"]) == ("CLEANED", 1, 3)
     assert doc["archive"].startswith("000001-")
-    assert sorted(f["name"] for f in doc["manifest"]["files"]) == sorted(files)
+    assert "files" not in doc["manifest"], "the file list stays in the archive"
+    assert doc["manifest"]["n_f"] == 3
     archive = Path(client.app.state.settings.archive_root) / doc["archive"]  # type: ignore[attr-defined]
+    on_disk = orjson.loads((archive / "manifest.json").read_bytes())
+    assert sorted(f["name"] for f in on_disk["files"]) == sorted(files)
     assert sorted(p.name for p in archive.iterdir()) == sorted([*files, "manifest.json"])
     stat = (await client.get("/stat")).json()
     assert stat == {"n_itm": 0, "buff_size": 0, "batch": 2, "dstatus": "OPERATIONAL"}
