@@ -676,12 +676,13 @@ class Storage:
             else:
                 batch, archive = archived
                 path = self.archive_dir / archive / name
-            if _same_chunk(path.read_bytes(), data, chunk):
+            stored = path.read_bytes()
+            if _same_chunk(stored, data, chunk):
                 self.log.append("duplicate", file=name, batch=batch)
                 return WriteResult(
                     "DUPLICATE",
                     name,
-                    len(data),
+                    len(stored),  # what is on disk, whatever this copy's spelling
                     self.n_itm,
                     self.buff_size,
                     batch,

@@ -68,6 +68,18 @@ async def call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any)
         When no connection could be made, or it broke before an answer.
     """
     timeout = client.timeout.read or 10.0
+    try:
+        # A bound on the whole exchange: aiohttp has connect and read timeouts but none for
+        # sending, so a peer that stops reading a large body would otherwise hold us forever.
+        async with asyncio.timeout(timeout):
+            return await _call(client, method, path, timeout, **kwargs)
+    except TimeoutError as exc:
+        raise UpstreamTimeout(UPSTREAM, f"no answer within {timeout:g} s") from exc
+
+
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, timeout: float, **kwargs: Any
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
     for attempt in range(CONNECT_ATTEMPTS):
         try:

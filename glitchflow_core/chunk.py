@@ -38,6 +38,12 @@ FAST_PATH_MAX_BYTES = 4 * 1024 * 1024
 """Bodies up to this size try simdjson first; a parser keeps buffers as large as the largest
 document it parsed, and there is one parser per thread, so the bound keeps that memory small."""
 _parsers = threading.local()
+_NUMBER_TYPES = frozenset({float, int})
+
+MAX_BYTES_PER_SAMPLE = 64
+"""A float in JSON takes at most 24 bytes, 30 pretty-printed; a body much larger than its samples
+need is padding, which would count towards MAX_SIZE and could freeze a batch of nothing."""
+BODY_SLACK = 1024
 _NON_FINITE_RE = re.compile(rb"-?(NaN|Infinity|inf|nan)")
 
 
@@ -128,15 +134,13 @@ def _list_samples(value: list[object], max_samples: int) -> np.ndarray:
         raise ChunkError("h", "must hold at least one sample")
     if len(value) > max_samples:
         raise ChunkError("h", f"holds {len(value)} samples, more than the limit of {max_samples}")
-    try:
-        # No dtype given: numpy then reports strings, booleans and nested lists as their own
-        # kinds instead of silently converting "1.5" or true to a float.
-        arr = np.asarray(value)
-    except (ValueError, OverflowError) as exc:
-        raise ChunkError("h", "must be a flat list of numbers") from exc
-    if arr.ndim != 1 or arr.dtype.kind not in "fiu":
+    # Checked by type, in C: numpy would turn "1.5" or true into a float without a word.
+    if not _NUMBER_TYPES.issuperset(map(type, value)):
         raise ChunkError("h", "must be a flat list of numbers")
-    return arr.astype(np.float64, copy=False)
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError as exc:
+        raise ChunkError("h", "holds a number too large for a float") from exc
 
 
 def _two_brackets(body: bytes) -> bool:
@@ -159,9 +163,12 @@ def _decode_fast(body: bytes) -> dict[str, object] | None:
     parser = getattr(_parsers, "parser", None)
     if parser is None:
         parser = _parsers.parser = simdjson.Parser()
+    # simdjson skips a byte-order mark that orjson (and every reader of the stored file) refuses.
+    if body.startswith(b"\xef\xbb\xbf"):
+        return None
     try:
         doc = parser.parse(body)
-    except ValueError:
+    except (ValueError, RuntimeError):  # RuntimeError: an integer beyond 64 bits (BIGINT_ERROR)
         return None
     try:
         if not isinstance(doc, simdjson.Object):
@@ -243,4 +250,10 @@ def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
     h = _samples(doc["h"], max_samples)
     if not t0 + h.shape[0] * dt < MAX_GPS:
         raise ChunkError("t", f"the chunk must end before GPS {MAX_GPS:.0e} (t0 + len(h) * dt)")
+    if len(body) > MAX_BYTES_PER_SAMPLE * h.shape[0] + BODY_SLACK:
+        raise ChunkError(
+            "body",
+            f"is {len(body)} bytes for {h.shape[0]} samples: at most "
+            f"{MAX_BYTES_PER_SAMPLE} bytes a sample (no padding)",
+        )
     return Chunk(channel=channel, t0=t0, dt=dt, h=h)

@@ -82,3 +82,37 @@ async def test_real_upstream_answer_is_relayed(make_api: ApiFactory, aiohttp_ser
     assert answer.status_code == 201
     assert answer.json()["resp"] == "CREATED"
     assert seen == [body], "the validated bytes are forwarded unchanged"
+
+
+@pytest.fixture
+async def deaf_server() -> AsyncIterator[str]:
+    """A server that accepts connections and never reads from them."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_upstream_that_stops_reading_a_large_body_is_a_timeout(
+    make_api: ApiFactory, deaf_server: str
+) -> None:
+    # 8 MB cannot fit in the socket buffers: the send itself stalls, not the wait for an answer.
+    h = b",".join([b"1.0e-21"] * 1_000_000)
+    body = b'{"h": [' + h + b'], "t": [1000000000, 0.0001]}'
+    async with make_api(ds_burl=deaf_server, upstream_timeout=1.0) as api:
+        answer = await asyncio.wait_for(
+            api.post("/streamdata", content=body, headers={"content-type": "application/json"}),
+            timeout=30,
+        )
+    assert answer.status_code == 504
+    assert answer.json()["resp"] == "UPSTREAM_TIMEOUT"

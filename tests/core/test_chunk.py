@@ -178,3 +178,54 @@ def test_unusual_bodies_leave_the_fast_path(raw: bytes) -> None:
 def test_repeated_key_is_read_as_orjson_reads_it() -> None:
     chunk = parse_chunk(b'{"h": [1.0], "t": [0, 1], "h": [2.0]}')
     assert chunk.h.tolist() == [2.0]
+
+
+def test_integer_beyond_64_bits_in_h_is_read_as_a_float() -> None:
+    raw = b'{"h": [1.0, -9223372036854775809], "t": [10, 1]}'
+    assert _decode_fast(raw) is None
+    assert parse_chunk(raw).h.tolist() == [1.0, -9223372036854775809.0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"h": [1.0, 2.0], "t": [100000000000000000000000, 1]}', "t"),
+        (b'{"h": [1.0, 2.0], "t": [10, 1], "x": 100000000000000000000000}', "x"),
+    ],
+)
+def test_integer_beyond_64_bits_elsewhere_names_the_field(raw: bytes, field: str) -> None:
+    assert _decode_fast(raw) is None
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(raw)
+    assert info.value.field == field
+
+
+def test_byte_order_mark_is_refused_by_both_paths() -> None:
+    raw = b'\xef\xbb\xbf{"h": [1.0, 2.0], "t": [20, 1]}'
+    assert _decode_fast(raw) is None
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(raw)
+    assert info.value.field == "body"
+
+
+@pytest.mark.parametrize("sample", [b"true", b"false"])
+def test_boolean_among_floats_is_refused(sample: bytes) -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(b'{"h": [1.0, ' + sample + b', 2.0], "t": [0, 1]}')
+    assert info.value.field == "h"
+
+
+def test_padded_body_is_refused() -> None:
+    raw = b'{"h": [1.0, 2.0], "t": [0, 1]' + b" " * 5000 + b"}"
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(raw)
+    assert info.value.field == "body"
+    assert "padding" in info.value.reason
+
+
+def test_pretty_printed_body_is_accepted() -> None:
+    import json
+
+    h = np.random.default_rng(3).standard_normal(4096).tolist()
+    raw = json.dumps({"h": h, "t": [1e9, 1 / 4096]}, indent=4).encode()
+    assert parse_chunk(raw).h.tolist() == h

@@ -155,6 +155,7 @@ def test_same_chunk_spelt_differently_is_a_duplicate(storage: Storage, spelling:
     again = storage.write(parse_chunk(spelling), body=spelling)
     assert (first.resp, again.resp) == ("CREATED", "DUPLICATE")
     assert (storage.data_dir / first.file).read_bytes() == body
+    assert again.bytes == first.bytes == len(body), "the size of the stored file"
     assert storage.n_itm == 1
 
 
