@@ -53,3 +53,19 @@ gf_curl() {
 gf_post_json() {
     gf_curl POST "$1" -H 'Content-Type: application/json' --data-binary @-
 }
+
+# A script whose only job is `GET PATH`: -h prints the usage, anything else is refused.
+gf_get_only() {
+    local path=$1 usage
+    usage="usage: $(basename "$0") [-h]   (GET \$GLITCHFLOW_URL$path)"
+    shift
+    while getopts ":h" opt; do
+        case "$opt" in
+            h) echo "$usage"; exit 0 ;;
+            *) gf_die "unknown option -$OPTARG; $usage" ;;
+        esac
+    done
+    shift $((OPTIND - 1))
+    [[ $# -eq 0 ]] || gf_die "no arguments expected; $usage"
+    gf_curl GET "$path"
+}
