@@ -15,7 +15,7 @@ from datastore_logic.upstream import UPSTREAM, BufferClient
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.metrics import ServiceMetrics
 from glitchflow_core.sizes import format_size
-from glitchflow_core.upstream import UpstreamError, UpstreamFailure
+from glitchflow_core.upstream import UpstreamError, UpstreamFailure, json_object
 
 bp = Blueprint("logic", __name__)
 
@@ -93,15 +93,7 @@ def _relay(upstream: Any) -> Response:
 
 def _buffer_json(upstream: Any) -> dict[str, Any]:
     """The buffer's JSON object, or `UpstreamError` when it is not one."""
-    try:
-        doc = orjson.loads(upstream.content)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError(
-            UPSTREAM, f"buffer answered {upstream.status_code} with no JSON"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise UpstreamError(UPSTREAM, f"buffer answered {upstream.status_code} with no JSON object")
-    return doc
+    return json_object(UPSTREAM, upstream.status_code, upstream.content)
 
 
 def _invalid(field: str, reason: str, status: int = 422) -> Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import httpx
-import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
@@ -27,7 +26,7 @@ from glitchflow_api.models import (
 )
 from glitchflow_api.upstream import UPSTREAM, call
 from glitchflow_core.chunk import ChunkError, parse_chunk
-from glitchflow_core.upstream import UpstreamError, UpstreamFailure
+from glitchflow_core.upstream import UpstreamError, UpstreamFailure, json_object
 
 router = APIRouter()
 AdminBody = TypeVar("AdminBody", bound=BaseModel)
@@ -81,17 +80,7 @@ def _invalid(ctx: Context, field: str, reason: str, status: int = 422) -> Respon
 
 
 def _doc(upstream: httpx.Response) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(upstream.content)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError(
-            UPSTREAM, f"datastore_logic answered {upstream.status_code} without JSON"
-        ) from exc
-    if not isinstance(doc, dict):
-        raise UpstreamError(
-            UPSTREAM, f"datastore_logic answered {upstream.status_code} without a JSON object"
-        )
-    return doc
+    return json_object(UPSTREAM, upstream.status_code, upstream.content)
 
 
 def _failure(upstream: httpx.Response, doc: dict[str, Any]) -> Response:

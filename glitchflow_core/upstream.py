@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 CONNECT_ATTEMPTS = 3
 """Tries when the connection is refused: nothing was sent, so any request may be repeated."""
 BACKOFF_BASE = 0.05
@@ -45,3 +47,14 @@ class UpstreamTimeout(UpstreamFailure):
 
 class UpstreamError(UpstreamFailure):
     """Raised when the next service answered something unusable (no JSON, no ``resp``, a 5xx)."""
+
+
+def json_object(upstream: str, status: int, content: bytes) -> dict[str, Any]:
+    """The JSON object the next service answered, or `UpstreamError` when it is not one."""
+    try:
+        doc = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(upstream, f"{upstream} answered {status} without JSON") from exc
+    if not isinstance(doc, dict):
+        raise UpstreamError(upstream, f"{upstream} answered {status} without a JSON object")
+    return doc
