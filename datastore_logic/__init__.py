@@ -29,8 +29,6 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings if settings is not None else Settings()
     log = configure_logging(SERVICE, settings.log_level)
-    # One INFO line per relayed request would cost more than the relay itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     tokens = settings.service_tokens()
     if not tokens:
         log.warning("no SERVICE_TOKEN configured: POST endpoints are open (local use only)")

@@ -1,4 +1,9 @@
-"""The databuffer client: one pooled ``httpx.Client`` per worker process, failures as exceptions."""
+"""The databuffer client: one urllib3 connection pool per worker process, failures as exceptions.
+
+urllib3, not httpx: every chunk crosses this hop, and relaying a 375 kB body cost 0.65-0.83 ms
+of CPU through ``httpx.Client`` against 0.25-0.32 ms through urllib3 (measured here with four
+threads posting to the same server), on a hop that is CPU-bound at full load.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +12,79 @@ import random
 import threading
 import time
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import httpx
+import orjson
+import urllib3
+from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, TimeoutError
 
 from glitchflow_core.upstream import (
     BACKOFF_BASE,
     CONNECT_ATTEMPTS,
+    Answer,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 
 UPSTREAM = "databuffer"
+POOL_SIZE = 64
+"""Connections kept open to the buffer, per worker process (more than its threads)."""
 
 
 class BufferClient:
-    """Talks to the databuffer; the pooled client is made lazily, once per process.
+    """Talks to the databuffer; the pool is made lazily, once per process.
 
     gunicorn forks its workers after the app factory may have run, and a connection pool must not
-    be shared across a fork, so the client is keyed on the process id.
+    be shared across a fork, so the pool is keyed on the process id.
     """
 
     def __init__(self, base_url: str, timeout: float, token: str | None) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self._prefix = urlsplit(base_url).path.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._client: httpx.Client | None = None
+        self._pool: urllib3.HTTPConnectionPool | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
 
     @property
-    def client(self) -> httpx.Client:
-        """This process's pooled client."""
+    def pool(self) -> urllib3.HTTPConnectionPool:
+        """This process's connection pool."""
         pid = os.getpid()
-        if self._client is None or self._pid != pid:
+        if self._pool is None or self._pid != pid:
             with self._lock:
-                if self._client is None or self._pid != pid:
-                    self._client = httpx.Client(
-                        base_url=self.base_url,
+                if self._pool is None or self._pid != pid:
+                    self._pool = urllib3.connection_from_url(
+                        self.base_url,
+                        maxsize=POOL_SIZE,
+                        block=False,
+                        retries=False,
+                        timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
                         headers=self._headers,
-                        timeout=httpx.Timeout(self.timeout),
-                        limits=httpx.Limits(max_connections=128, max_keepalive_connections=64),
                     )
                     self._pid = pid
-        return self._client
+        return self._pool
 
     def close(self) -> None:
         """Close this process's pool, if it has one."""
-        if self._client is not None and self._pid == os.getpid():
-            self._client.close()
-        self._client = None
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send one request; retry only refused connections, with jittered exponential backoff.
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        """Send one request and read the whole answer.
+
+        Only refused connections are retried (nothing was sent), with jittered exponential
+        backoff within the timeout.
 
         Raises
         ------
@@ -67,17 +93,34 @@ class BufferClient:
         UpstreamUnreachable
             When no connection could be made, or it broke before an answer.
         """
+        url = self._prefix + path
+        if params:
+            url += "?" + urlencode(params)
+        all_headers = dict(self._headers)
+        if json is not None:
+            content = orjson.dumps(json)
+            all_headers["Content-Type"] = "application/json"
+        if headers:
+            all_headers.update(headers)
         deadline = time.monotonic() + self.timeout
         for attempt in range(CONNECT_ATTEMPTS):
             try:
-                return self.client.request(method, path, **kwargs)
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(UPSTREAM, f"no answer within {self.timeout:g} s") from exc
-            except httpx.ConnectError as exc:
+                answer = self.pool.urlopen(method, url, body=content, headers=all_headers)
+                return Answer(answer.status, answer.data, answer.headers)
+            except NewConnectionError as exc:  # before TimeoutError, of which it is a kind
                 pause = BACKOFF_BASE * 2**attempt * (0.5 + random.random())  # noqa: S311
                 if attempt + 1 == CONNECT_ATTEMPTS or time.monotonic() + pause > deadline:
-                    raise UpstreamUnreachable(UPSTREAM, "connection refused") from exc
+                    raise UpstreamUnreachable(UPSTREAM, _connect_failure(exc)) from exc
                 time.sleep(pause)
-            except httpx.TransportError as exc:
-                raise UpstreamUnreachable(UPSTREAM, type(exc).__name__) from exc
+            except TimeoutError as exc:
+                raise UpstreamTimeout(UPSTREAM, f"no answer within {self.timeout:g} s") from exc
+            except HTTPError as exc:
+                detail = f"connection broken before an answer ({type(exc).__name__})"
+                raise UpstreamUnreachable(UPSTREAM, detail) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connect_failure(exc: NewConnectionError) -> str:
+    if isinstance(exc, NameResolutionError):
+        return "cannot resolve the host name"
+    return "connection refused"

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +15,7 @@ from starlette.types import Scope
 
 from glitchflow_api.auth import AuthError, Tokens
 from glitchflow_api.settings import Settings
-from glitchflow_api.upstream import new_client
+from glitchflow_api.upstream import LogicClient
 from glitchflow_core.logs import configure_logging
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 from glitchflow_core.upstream import UpstreamFailure
@@ -33,7 +32,7 @@ class Context:
     settings: Settings
     tokens: Tokens
     metrics: ServiceMetrics
-    client: httpx.AsyncClient | None = None
+    client: LogicClient | None = None
 
 
 def json_response(
@@ -65,8 +64,6 @@ def build_app(settings: Settings) -> FastAPI:
     from glitchflow_api.routes import router
 
     configure_logging(SERVICE, settings.log_level)
-    # One INFO line per relayed request would cost more than the relay itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     tokens = Tokens(writer=settings.writer_token_set(), admin=settings.admin_token_set())
     if tokens.open:
         log.warning("no WRITER_TOKENS or ADMIN_TOKENS configured: the API is open (local use only)")
@@ -79,7 +76,7 @@ def build_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = settings.service_tokens()
-        ctx.client = new_client(
+        ctx.client = LogicClient(
             settings.ds_burl, settings.upstream_timeout, service[0] if service else None
         )
         try:

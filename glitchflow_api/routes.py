@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import httpx
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
@@ -24,9 +23,9 @@ from glitchflow_api.models import (
     TrainAnswer,
     TrainRequest,
 )
-from glitchflow_api.upstream import UPSTREAM, call
+from glitchflow_api.upstream import UPSTREAM, LogicClient
 from glitchflow_core.chunk import ChunkError, parse_chunk
-from glitchflow_core.upstream import UpstreamError, UpstreamFailure, json_object
+from glitchflow_core.upstream import Answer, UpstreamError, UpstreamFailure, json_object
 
 router = APIRouter()
 AdminBody = TypeVar("AdminBody", bound=BaseModel)
@@ -67,7 +66,7 @@ def _ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def _client(request: Request) -> httpx.AsyncClient:
+def _client(request: Request) -> LogicClient:
     client = _ctx(request).client
     if client is None:
         raise UpstreamError(UPSTREAM, "the API is not started (no client)")
@@ -79,11 +78,11 @@ def _invalid(ctx: Context, field: str, reason: str, status: int = 422) -> Respon
     return json_response({"resp": "INVALID", "detail": {"field": field, "reason": reason}}, status)
 
 
-def _doc(upstream: httpx.Response) -> dict[str, Any]:
+def _doc(upstream: Answer) -> dict[str, Any]:
     return json_object(UPSTREAM, upstream.status_code, upstream.content)
 
 
-def _failure(upstream: httpx.Response, doc: dict[str, Any]) -> Response:
+def _failure(upstream: Answer, doc: dict[str, Any]) -> Response:
     """A failure further down, relayed with the ``resp`` of the layer that failed.
 
     A 4xx ``INVALID`` is the caller's input refused further down: relayed as it is (with its
@@ -191,11 +190,11 @@ async def streamdata(request: Request) -> Response:
     except ChunkError as exc:
         return _invalid(ctx, exc.field, exc.reason)
     # The validated bytes go on unchanged: no second encoding of 16,384 floats.
-    upstream = await call(_client(request), "POST", "/stream", content=body, headers=JSON)
+    upstream = await _client(request).request("POST", "/stream", content=body, headers=JSON)
     return _stream_answer(ctx, upstream)
 
 
-def _stream_answer(ctx: Context, upstream: httpx.Response) -> Response:
+def _stream_answer(ctx: Context, upstream: Answer) -> Response:
     doc = _doc(upstream)
     status = upstream.status_code
     resp = doc.get("resp")
@@ -241,7 +240,7 @@ async def train(
         return payload
     ctx.tokens.require_admin(authorization, payload.token)
     # The token authorised this call; it goes no further.
-    upstream = await call(_client(request), "POST", "/freezeds", json={"user": payload.user})
+    upstream = await _client(request).request("POST", "/freezeds", json={"user": payload.user})
     doc = _doc(upstream)
     if upstream.status_code != 200 or doc.get("resp") not in ("FROZEN", "WAITING"):
         return _failure(upstream, doc)
@@ -277,8 +276,8 @@ async def cleanbuf(
     payload = await _admin_body(request, CleanRequest)
     if isinstance(payload, Response):
         return payload
-    upstream = await call(
-        _client(request), "POST", "/flushbuf", json={"msg": payload.msg, "force": payload.force}
+    upstream = await _client(request).request(
+        "POST", "/flushbuf", json={"msg": payload.msg, "force": payload.force}
     )
     doc = _doc(upstream)
     if upstream.status_code == 409:
@@ -299,7 +298,7 @@ async def cleanbuf(
 async def _get(
     request: Request, path: str, params: dict[str, Any] | None = None
 ) -> dict[str, Any] | Response:
-    upstream = await call(_client(request), "GET", path, params=params)
+    upstream = await _client(request).request("GET", path, params=params)
     doc = _doc(upstream)
     if upstream.status_code != 200:
         return _failure(upstream, doc)
@@ -348,9 +347,9 @@ async def desc(request: Request) -> Response:
 )
 async def dspage(request: Request, page: int = Query(1, ge=1, le=MAX_PAGE)) -> Response:
     """The status page, fetched from datastore_logic and served here (never a redirect)."""
-    upstream = await call(_client(request), "GET", "/", params={"page": page})
+    upstream = await _client(request).request("GET", "/", params={"page": page})
     if upstream.status_code == 200:
-        return HTMLResponse(upstream.text)
+        return HTMLResponse(upstream.content)
     return _failure(upstream, _doc(upstream))
 
 
@@ -369,7 +368,7 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     """Ready when datastore_logic answers."""
     try:
-        upstream = await call(_client(request), "GET", "/healthz")
+        upstream = await _client(request).request("GET", "/healthz")
     except UpstreamFailure as exc:
         return json_response({"resp": "NOT_READY", "detail": exc.body()}, 503)
     if upstream.status_code != 200:

@@ -6,7 +6,8 @@ Never disguised: a failure is answered 502 or 504 with a ``resp`` that says what
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -14,6 +15,18 @@ CONNECT_ATTEMPTS = 3
 """Tries when the connection is refused: nothing was sent, so any request may be repeated."""
 BACKOFF_BASE = 0.05
 """First pause, in seconds, before retrying a refused connection; doubled each try, jittered."""
+
+
+class Answer(NamedTuple):
+    """What the next service answered, read whole: status, body and (case-insensitive) headers.
+
+    The services' clients (urllib3 in datastore_logic, aiohttp in glitchflow_api) both return it,
+    so that the routes read an answer the same way whichever client fetched it.
+    """
+
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
 
 
 class UpstreamFailure(Exception):

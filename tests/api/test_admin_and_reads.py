@@ -1,11 +1,16 @@
-"""/train, /cleanbuf, the reads, /dspage, health and the OpenAPI document."""
+"""/train, /cleanbuf, the reads, /dspage, health and the OpenAPI document.
+
+datastore_logic is the real server of the `logic` fixture, scripted per test.
+"""
 
 from __future__ import annotations
 
 import httpx
 import orjson
 import pytest
-import respx
+from fake_upstream import Action, Delay, FakeUpstream, Hangup, Reply
+
+from glitchflow_core.launcher import free_port
 
 FROZEN = {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
 CLEANED = {
@@ -17,7 +22,7 @@ CLEANED = {
 
 
 async def test_train_frozen_names_counts_and_batch(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     freeze = logic.post("/freezeds").respond(200, json=FROZEN)
     answer = await api.post("/train", json={"user": "airflow", "token": "t"})
@@ -29,10 +34,10 @@ async def test_train_frozen_names_counts_and_batch(
         "batch": 3,
         "archive": None,
     }
-    assert orjson.loads(freeze.calls.last.request.content) == {"user": "airflow"}
+    assert orjson.loads(freeze.calls.last.content) == {"user": "airflow"}
 
 
-async def test_train_waiting_when_not_full(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_train_waiting_when_not_full(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     logic.post("/freezeds").respond(
         200, json={"resp": "WAITING", "n_f": 1, "bt_wrt": 48, "max_size": 1000, "batch": 3}
     )
@@ -44,22 +49,33 @@ async def test_train_waiting_when_not_full(api: httpx.AsyncClient, logic: respx.
 @pytest.mark.parametrize(
     ("failure", "status"),
     [
-        (httpx.ConnectError("refused"), 502),
-        (httpx.ReadTimeout("slow"), 504),
-        (httpx.Response(502, json={"resp": "UPSTREAM_UNREACHABLE", "upstream": "databuffer"}), 502),
-        (httpx.Response(504, json={"resp": "UPSTREAM_TIMEOUT", "upstream": "databuffer"}), 504),
-        (httpx.Response(500, text="boom"), 502),
-        (httpx.Response(200, json={"resp": "SOMETHING"}), 502),
+        pytest.param(None, 502, id="refused"),  # nothing listens where the logic should be
+        pytest.param(Hangup(), 502, id="hangup"),
+        pytest.param(Delay(2, Reply(200, json=FROZEN)), 504, id="slow"),
+        pytest.param(
+            Reply(502, json={"resp": "UPSTREAM_UNREACHABLE", "upstream": "databuffer"}),
+            502,
+            id="buffer-unreachable",
+        ),
+        pytest.param(
+            Reply(504, json={"resp": "UPSTREAM_TIMEOUT", "upstream": "databuffer"}),
+            504,
+            id="buffer-timeout",
+        ),
+        pytest.param(Reply(500, text="boom"), 502, id="500-text"),
+        pytest.param(Reply(200, json={"resp": "SOMETHING"}), 502, id="200-unknown-resp"),
     ],
 )
 async def test_train_failure_is_an_error_never_waiting(
-    api: httpx.AsyncClient, logic: respx.MockRouter, failure: object, status: int
+    make_api, logic: FakeUpstream, failure: Action | None, status: int
 ) -> None:
-    if isinstance(failure, httpx.Response):
-        logic.post("/freezeds").mock(return_value=failure)
+    overrides: dict[str, object] = {"upstream_timeout": 0.5}
+    if failure is None:
+        overrides["ds_burl"] = f"http://127.0.0.1:{free_port()}"
     else:
-        logic.post("/freezeds").mock(side_effect=failure)
-    answer = await api.post("/train", json={"user": "airflow", "token": "t"})
+        logic.post("/freezeds").reply(failure)
+    async with make_api(**overrides) as api:
+        answer = await api.post("/train", json={"user": "airflow", "token": "t"})
     assert answer.status_code == status
     assert answer.json()["resp"] not in ("FROZEN", "WAITING")
 
@@ -70,7 +86,7 @@ async def test_train_failure_is_an_error_never_waiting(
     ids=["header", "body"],
 )
 async def test_train_accepts_admin_token_in_header_or_body(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens, headers: dict, body_token
+    secured_api: httpx.AsyncClient, logic: FakeUpstream, tokens, headers: dict, body_token
 ) -> None:
     headers = {k: v.format(tokens.admin) for k, v in headers.items()}
     body_token = body_token.format(tokens.admin) if body_token else None
@@ -79,11 +95,11 @@ async def test_train_accepts_admin_token_in_header_or_body(
         "/train", json={"user": "airflow", "token": body_token}, headers=headers
     )
     assert answer.status_code == 200
-    assert tokens.admin.encode() not in freeze.calls.last.request.content
+    assert tokens.admin.encode() not in freeze.calls.last.content
 
 
 async def test_train_with_writer_token_is_403(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens
+    secured_api: httpx.AsyncClient, logic: FakeUpstream, tokens
 ) -> None:
     freeze = logic.post("/freezeds").respond(200, json=FROZEN)
     answer = await secured_api.post(
@@ -94,7 +110,7 @@ async def test_train_with_writer_token_is_403(
 
 
 async def test_train_with_bad_token_is_401_without_echo(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter
+    secured_api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     freeze = logic.post("/freezeds").respond(200, json=FROZEN)
     answer = await secured_api.post("/train", json={"user": "a", "token": "guess-guess-guess"})
@@ -103,7 +119,7 @@ async def test_train_with_bad_token_is_401_without_echo(
     assert not freeze.called
 
 
-async def test_train_body_must_name_user(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_train_body_must_name_user(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     freeze = logic.post("/freezeds").respond(200, json=FROZEN)
     answer = await api.post("/train", json={"token": "t"})
     assert answer.status_code == 422
@@ -112,7 +128,7 @@ async def test_train_body_must_name_user(api: httpx.AsyncClient, logic: respx.Mo
 
 
 async def test_cleanbuf_cleaned_names_batch_and_archive(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     flush = logic.post("/flushbuf").respond(200, json=CLEANED)
     answer = await api.post("/cleanbuf", json={"msg": "trained"})
@@ -122,23 +138,23 @@ async def test_cleanbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": CLEANED["body"],
     }
-    assert orjson.loads(flush.calls.last.request.content) == {"msg": "trained", "force": False}
+    assert orjson.loads(flush.calls.last.content) == {"msg": "trained", "force": False}
 
 
-async def test_cleanbuf_not_frozen_is_409(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_cleanbuf_not_frozen_is_409(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     logic.post("/flushbuf").respond(409, json={"resp": "NOT_FROZEN"})
     answer = await api.post("/cleanbuf", json={"msg": "x"})
     assert (answer.status_code, answer.json()["resp"]) == (409, "NOT_FROZEN")
 
 
-async def test_cleanbuf_force_is_passed(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_cleanbuf_force_is_passed(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     flush = logic.post("/flushbuf").respond(200, json=CLEANED)
     await api.post("/cleanbuf", json={"msg": "x", "force": True})
-    assert orjson.loads(flush.calls.last.request.content)["force"] is True
+    assert orjson.loads(flush.calls.last.content)["force"] is True
 
 
 async def test_cleanbuf_archive_failure_relayed(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     logic.post("/flushbuf").respond(507, json={"resp": "ARCHIVE_FAILED", "detail": "disk full"})
     answer = await api.post("/cleanbuf", json={"msg": "x"})
@@ -146,7 +162,7 @@ async def test_cleanbuf_archive_failure_relayed(
 
 
 async def test_cleanbuf_needs_admin_header(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens
+    secured_api: httpx.AsyncClient, logic: FakeUpstream, tokens
 ) -> None:
     flush = logic.post("/flushbuf").respond(200, json=CLEANED)
     writer = await secured_api.post(
@@ -160,23 +176,23 @@ async def test_cleanbuf_needs_admin_header(
     assert flush.call_count == 1
 
 
-async def test_stats_relayed(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_stats_relayed(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     body = {"n_itm": 2, "buff_size": 96, "batch": 1, "dstatus": "OPERATIONAL"}
     logic.get("/bufstat").respond(200, json=body)
     answer = await api.get("/stats")
     assert answer.json() == body
 
 
-async def test_dumpbuf_passes_paging(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_dumpbuf_passes_paging(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     dump = logic.get("/dumpf").respond(
         200, json={"nmlist": ["a.json"], "total": 3, "offset": 2, "limit": 1}
     )
     answer = await api.get("/dumpbuf?limit=1&offset=2")
     assert answer.json()["nmlist"] == ["a.json"]
-    assert dict(dump.calls.last.request.url.params) == {"limit": "1", "offset": "2"}
+    assert dump.calls.last.query == {"limit": "1", "offset": "2"}
 
 
-async def test_desc_answers_state(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_desc_answers_state(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     logic.get("/dsdesc").respond(
         200, json={"dstatus": "FROZEN", "user": "airflow", "batch": 3, "frozen_at": "t"}
     )
@@ -184,49 +200,46 @@ async def test_desc_answers_state(api: httpx.AsyncClient, logic: respx.MockRoute
     assert answer.json() == {"resp": "FROZEN", "batch": 3, "frozen_at": "t"}
 
 
-async def test_desc_without_state_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_desc_without_state_is_502(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     logic.get("/dsdesc").respond(200, json={"user": "x"})
     answer = await api.get("/desc")
     assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_ERROR")
 
 
-async def test_stats_logic_down_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
-    logic.get("/bufstat").mock(side_effect=httpx.ConnectError("refused"))
-    answer = await api.get("/stats")
+async def test_stats_logic_down_is_502(make_api) -> None:
+    async with make_api(ds_burl=f"http://127.0.0.1:{free_port()}") as api:  # nothing listens
+        answer = await api.get("/stats")
     assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_UNREACHABLE")
 
 
-async def test_dspage_serves_html_itself(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_dspage_serves_html_itself(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     page = logic.get("/").respond(200, html="<html><h1>Glitchflow datastore</h1></html>")
     answer = await api.get("/dspage?page=2")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/html")
     assert "Glitchflow datastore" in answer.text
     assert "location" not in answer.headers
-    assert page.calls.last.request.url.params["page"] == "2"
+    assert page.calls.last.query == {"page": "2"}
 
 
-async def test_dspage_logic_down_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
-    logic.get("/").mock(side_effect=httpx.ConnectError("refused"))
-    answer = await api.get("/dspage")
+async def test_dspage_logic_down_is_502(make_api) -> None:
+    async with make_api(ds_burl=f"http://127.0.0.1:{free_port()}") as api:  # nothing listens
+        answer = await api.get("/dspage")
     assert answer.status_code == 502
     assert answer.json()["resp"] == "UPSTREAM_UNREACHABLE"
     assert answer.json()["upstream"] == "datastore_logic"
 
 
-async def test_dspage_buffer_down_is_relayed(
-    api: httpx.AsyncClient, logic: respx.MockRouter
-) -> None:
+async def test_dspage_buffer_down_is_relayed(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     body = {"resp": "UPSTREAM_TIMEOUT", "upstream": "databuffer", "detail": "no answer"}
     logic.get("/").respond(504, json=body)
     answer = await api.get("/dspage")
     assert (answer.status_code, answer.json()) == (504, body)
 
 
-async def test_healthz_and_readyz(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
-    health = logic.get("/healthz")
-    down = httpx.ConnectError("down")
-    health.side_effect = [httpx.Response(200, json={"resp": "OK"}), down, down, down]
+async def test_healthz_and_readyz(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
+    # Answers once, then hangs up on every call: the logic went down after the first check.
+    logic.get("/healthz").reply(Reply(200, json={"resp": "OK"}), Hangup())
     assert (await api.get("/healthz")).json() == {"resp": "OK"}
     assert (await api.get("/readyz")).status_code == 200
     not_ready = await api.get("/readyz")

@@ -1,4 +1,7 @@
-"""/streamdata: fast validation, the original bytes forwarded, every answer mapped."""
+"""/streamdata: fast validation, the original bytes forwarded, every answer mapped.
+
+datastore_logic is the real server of the `logic` fixture, scripted per test.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import threading
 import httpx
 import orjson
 import pytest
-import respx
+from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 
 from glitchflow_api import routes
+from glitchflow_core.launcher import free_port
 
 CHUNK = (
     b'{"h":[1.0e-21,-2.5e-21,3.0e-22],"t":[1000000000.0,0.25],"channel":"L1:GWOSC-4KHZ_R1_STRAIN"}'
@@ -63,7 +67,7 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize(("body", "headers", "status", "field"), BAD_INPUT)
 async def test_bad_chunk_is_refused_naming_field_and_not_forwarded(
-    make_api, logic: respx.MockRouter, body: bytes, headers: dict, status: int, field: str
+    make_api, logic: FakeUpstream, body: bytes, headers: dict, status: int, field: str
 ) -> None:
     stream = logic.post("/stream").respond(201, json=CREATED)
     async with make_api(max_samples=8, max_body=300) as api:
@@ -76,7 +80,7 @@ async def test_bad_chunk_is_refused_naming_field_and_not_forwarded(
 
 
 async def test_body_over_declared_length_refused_before_reading(
-    make_api, logic: respx.MockRouter
+    make_api, logic: FakeUpstream
 ) -> None:
     stream = logic.post("/stream").respond(201, json=CREATED)
 
@@ -92,19 +96,17 @@ async def test_body_over_declared_length_refused_before_reading(
     assert not stream.called
 
 
-async def test_created_forwards_original_bytes(
-    api: httpx.AsyncClient, logic: respx.MockRouter
-) -> None:
+async def test_created_forwards_original_bytes(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     stream = logic.post("/stream").respond(201, json=CREATED)
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert answer.status_code == 201
     assert answer.json() == {"resp": "CREATED", "body": CREATED}
-    assert stream.calls.last.request.content == CHUNK
-    assert stream.calls.last.request.headers["content-type"] == "application/json"
+    assert stream.calls.last.content == CHUNK
+    assert stream.calls.last.headers["content-type"] == "application/json"
 
 
 async def test_charset_in_content_type_is_accepted(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     logic.post("/stream").respond(201, json=CREATED)
     answer = await api.post(
@@ -113,23 +115,21 @@ async def test_charset_in_content_type_is_accepted(
     assert answer.status_code == 201
 
 
-async def test_duplicate_is_200(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_duplicate_is_200(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     body = {"resp": "DUPLICATE", "file": "f.json", "batch": 1}
     logic.post("/stream").respond(200, json=body)
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert (answer.status_code, answer.json()) == (200, {"resp": "DUPLICATE", "body": body})
 
 
-async def test_conflict_is_409(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
+async def test_conflict_is_409(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     body = {"resp": "CONFLICT", "detail": "overlaps stored data"}
     logic.post("/stream").respond(409, json=body)
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert (answer.status_code, answer.json()) == (409, {"resp": "CONFLICT", "body": body})
 
 
-async def test_frozen_is_503_with_retry_after(
-    api: httpx.AsyncClient, logic: respx.MockRouter
-) -> None:
+async def test_frozen_is_503_with_retry_after(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     body = {"resp": "FROZEN", "batch": 4}
     logic.post("/stream").respond(503, json=body, headers={"Retry-After": "12"})
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
@@ -139,29 +139,40 @@ async def test_frozen_is_503_with_retry_after(
 
 
 async def test_frozen_without_retry_after_gets_one(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     logic.post("/stream").respond(503, json={"resp": "FROZEN", "batch": 4})
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert int(answer.headers["Retry-After"]) > 0
 
 
-async def test_logic_down_is_502(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
-    logic.post("/stream").mock(side_effect=httpx.ConnectError("refused"))
-    answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
+async def test_logic_down_is_502(make_api) -> None:
+    async with make_api(ds_burl=f"http://127.0.0.1:{free_port()}") as api:  # nothing listens
+        answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert answer.status_code == 502
     assert answer.json()["resp"] == "UPSTREAM_UNREACHABLE"
     assert answer.json()["upstream"] == "datastore_logic"
 
 
-async def test_logic_timeout_is_504(api: httpx.AsyncClient, logic: respx.MockRouter) -> None:
-    logic.post("/stream").mock(side_effect=httpx.ReadTimeout("slow"))
-    answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
+async def test_logic_timeout_is_504(make_api, logic: FakeUpstream) -> None:
+    stream = logic.post("/stream").reply(Delay(2, Reply(201, json=CREATED)))
+    async with make_api(upstream_timeout=0.5) as api:
+        answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert (answer.status_code, answer.json()["resp"]) == (504, "UPSTREAM_TIMEOUT")
+    assert stream.call_count == 1, "a request that was sent is never repeated"
+
+
+async def test_logic_hangup_is_502(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
+    stream = logic.post("/stream").reply(Hangup())
+    answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
+    assert answer.status_code == 502
+    assert answer.json()["resp"] == "UPSTREAM_UNREACHABLE"
+    assert answer.json()["upstream"] == "datastore_logic"
+    assert stream.call_count == 1, "a request that was sent is never repeated"
 
 
 async def test_buffer_failure_relayed_with_its_resp(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     body = {
         "resp": "UPSTREAM_UNREACHABLE",
@@ -173,9 +184,7 @@ async def test_buffer_failure_relayed_with_its_resp(
     assert (answer.status_code, answer.json()) == (502, body)
 
 
-async def test_logic_500_without_json_is_502(
-    api: httpx.AsyncClient, logic: respx.MockRouter
-) -> None:
+async def test_logic_500_without_json_is_502(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
     logic.post("/stream").respond(500, text="<html>oops</html>")
     answer = await api.post("/streamdata", content=CHUNK, headers=JSON)
     assert (answer.status_code, answer.json()["resp"]) == (502, "UPSTREAM_ERROR")
@@ -183,7 +192,7 @@ async def test_logic_500_without_json_is_502(
 
 @pytest.mark.parametrize("authorization", [None, "Bearer nope-nope-nope-nope", "Basic {}", "{}"])
 async def test_write_without_valid_token_is_401(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens, authorization: str | None
+    secured_api: httpx.AsyncClient, logic: FakeUpstream, tokens, authorization: str | None
 ) -> None:
     stream = logic.post("/stream").respond(201, json=CREATED)
     headers = dict(JSON)
@@ -198,7 +207,7 @@ async def test_write_without_valid_token_is_401(
 
 @pytest.mark.parametrize("kind", ["writer", "admin"])
 async def test_writer_and_admin_tokens_may_write(
-    secured_api: httpx.AsyncClient, logic: respx.MockRouter, tokens, kind: str
+    secured_api: httpx.AsyncClient, logic: FakeUpstream, tokens, kind: str
 ) -> None:
     token = getattr(tokens, kind)
     stream = logic.post("/stream").respond(201, json=CREATED)
@@ -206,11 +215,11 @@ async def test_writer_and_admin_tokens_may_write(
         "/streamdata", content=CHUNK, headers={**JSON, "Authorization": f"Bearer {token}"}
     )
     assert answer.status_code == 201
-    assert stream.calls.last.request.headers["authorization"] == f"Bearer {tokens.service}"
+    assert stream.calls.last.headers["authorization"] == f"Bearer {tokens.service}"
 
 
 async def test_metrics_count_created_and_refused(
-    api: httpx.AsyncClient, logic: respx.MockRouter
+    api: httpx.AsyncClient, logic: FakeUpstream
 ) -> None:
     logic.post("/stream").respond(201, json=CREATED)
     await api.post("/streamdata", content=CHUNK, headers=JSON)
@@ -230,7 +239,7 @@ def test_big_h_is_over_the_inline_threshold() -> None:
 
 
 async def test_large_body_is_parsed_off_the_event_loop(
-    api: httpx.AsyncClient, logic: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, logic: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
     real_parse = routes.parse_chunk
@@ -247,7 +256,7 @@ async def test_large_body_is_parsed_off_the_event_loop(
     loop_thread = threading.current_thread()
     assert threads[0] is not loop_thread, "a large body was parsed on the event loop"
     assert threads[1] is loop_thread, "a small body should not pay for a thread hop"
-    assert stream.calls[0].request.content == big
+    assert stream.calls[0].content == big
 
 
 @pytest.mark.parametrize(
@@ -260,7 +269,7 @@ async def test_large_body_is_parsed_off_the_event_loop(
     ],
 )
 async def test_large_bad_body_is_refused_naming_field(
-    api: httpx.AsyncClient, logic: respx.MockRouter, body: bytes, field: str
+    api: httpx.AsyncClient, logic: FakeUpstream, body: bytes, field: str
 ) -> None:
     stream = logic.post("/stream").respond(201, json=CREATED)
     answer = await api.post("/streamdata", content=body, headers=JSON)

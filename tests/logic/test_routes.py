@@ -1,14 +1,15 @@
-"""datastore_logic endpoints against a databuffer mocked at the transport."""
+"""datastore_logic endpoints against a databuffer that is a real, scripted HTTP server."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
 import orjson
 import pytest
-import respx
+from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 from flask.testing import FlaskClient
+
+from glitchflow_core.upstream import CONNECT_ATTEMPTS
 
 CHUNK = b'{"h":[1.0e-21,2.0e-21],"t":[1000000000.0,0.25]}'
 CREATED = {
@@ -21,6 +22,8 @@ CREATED = {
     "frozen": False,
 }
 TOKEN = "service-token-0123456789"
+TIMEOUT = 0.5
+"""The app's ``upstream_timeout`` in the timeout tests; the buffer answers well after it."""
 
 
 def post_chunk(client: FlaskClient, body: bytes = CHUNK, **headers: str):
@@ -30,41 +33,39 @@ def post_chunk(client: FlaskClient, body: bytes = CHUNK, **headers: str):
 
 
 def test_stream_forwards_raw_bytes_with_freeze_threshold(
-    client: FlaskClient, buffer: respx.MockRouter
+    client: FlaskClient, buffer: FakeUpstream
 ) -> None:
     send = buffer.post("/sendF").respond(201, json=CREATED)
     answer = post_chunk(client)
     assert answer.status_code == 201
     assert answer.json == CREATED
-    request = send.calls.last.request
-    assert request.content == CHUNK
-    assert request.url.params["freeze_at"] == "1000"
-    assert "max_age" not in request.url.params
-    assert request.headers["content-type"] == "application/json"
+    call = send.calls.last
+    assert call.content == CHUNK
+    assert call.query["freeze_at"] == "1000"
+    assert "max_age" not in call.query
+    assert call.headers.get("content-type") == "application/json"
 
 
 def test_stream_forwards_a_large_body_byte_for_byte(
-    client: FlaskClient, buffer: respx.MockRouter
+    client: FlaskClient, buffer: FakeUpstream
 ) -> None:
     # Larger than werkzeug's 64 KiB reads and gunicorn's read-ahead pieces.
     big = orjson.dumps({"h": [i * 1e-21 for i in range(40_000)], "t": [1e9, 1 / 16384]})
     assert len(big) > 512 * 1024
     send = buffer.post("/sendF").respond(201, json=CREATED)
     assert post_chunk(client, big).status_code == 201
-    assert send.calls.last.request.content == big
+    assert send.calls.last.content == big
 
 
 def test_stream_sends_max_age_when_configured(
-    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
 ) -> None:
     send = buffer.post("/sendF").respond(201, json=CREATED)
     post_chunk(make_client(max_batch_age=60))
-    assert send.calls.last.request.url.params["max_age"] == "60"
+    assert send.calls.last.query["max_age"] == "60"
 
 
-def test_stream_relays_frozen_with_retry_after(
-    client: FlaskClient, buffer: respx.MockRouter
-) -> None:
+def test_stream_relays_frozen_with_retry_after(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/sendF").respond(
         503, json={"resp": "FROZEN", "batch": 4}, headers={"Retry-After": "30"}
     )
@@ -84,7 +85,7 @@ def test_stream_relays_frozen_with_retry_after(
     ],
 )
 def test_stream_relays_buffer_answers_unchanged(
-    client: FlaskClient, buffer: respx.MockRouter, status: int, body: dict
+    client: FlaskClient, buffer: FakeUpstream, status: int, body: dict
 ) -> None:
     buffer.post("/sendF").respond(status, json=body)
     answer = post_chunk(client)
@@ -92,7 +93,7 @@ def test_stream_relays_buffer_answers_unchanged(
 
 
 def test_stream_wrong_content_type_is_415_and_not_forwarded(
-    client: FlaskClient, buffer: respx.MockRouter
+    client: FlaskClient, buffer: FakeUpstream
 ) -> None:
     send = buffer.post("/sendF").respond(201, json=CREATED)
     answer = client.post("/stream", data=CHUNK, headers={"Content-Type": "text/plain"})
@@ -102,7 +103,7 @@ def test_stream_wrong_content_type_is_415_and_not_forwarded(
 
 
 def test_stream_body_over_limit_is_413_and_not_forwarded(
-    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
 ) -> None:
     send = buffer.post("/sendF").respond(201, json=CREATED)
     answer = post_chunk(make_client(max_body=16))
@@ -114,34 +115,51 @@ def test_stream_body_over_limit_is_413_and_not_forwarded(
     assert not send.called
 
 
-def test_stream_buffer_down_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
-    buffer.post("/sendF").mock(side_effect=httpx.ConnectError("refused"))
+def test_stream_buffer_down_is_502(
+    make_client: Callable[..., FlaskClient], closed_url: str, pauses: list[float]
+) -> None:
+    answer = post_chunk(make_client(db_burl=closed_url))
+    assert answer.status_code == 502
+    assert answer.json["resp"] == "UPSTREAM_UNREACHABLE"
+    assert answer.json["upstream"] == "databuffer"
+    assert answer.json["detail"] == "connection refused"
+    assert len(pauses) == CONNECT_ATTEMPTS - 1  # refused every time, retried
+
+
+def test_stream_refused_connection_is_retried(
+    make_client: Callable[..., FlaskClient], late_buffer: FakeUpstream, pauses: list[float]
+) -> None:
+    send = late_buffer.post("/sendF").respond(201, json=CREATED)
+    answer = post_chunk(make_client(db_burl=late_buffer.url))
+    assert (answer.status_code, answer.json) == (201, CREATED)
+    assert len(pauses) == 1
+    assert send.call_count == 1
+    assert send.calls.last.content == CHUNK
+
+
+def test_stream_buffer_timeout_is_504(
+    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
+) -> None:
+    send = buffer.post("/sendF").reply(Delay(4 * TIMEOUT, Reply(201, json=CREATED)))
+    answer = post_chunk(make_client(upstream_timeout=TIMEOUT))
+    assert answer.status_code == 504
+    assert answer.json["resp"] == "UPSTREAM_TIMEOUT"
+    assert answer.json["upstream"] == "databuffer"
+    assert send.call_count == 1  # sent once: a request that may have arrived is not repeated
+
+
+def test_stream_connection_broken_by_buffer_is_502(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    send = buffer.post("/sendF").reply(Hangup())
     answer = post_chunk(client)
     assert answer.status_code == 502
     assert answer.json["resp"] == "UPSTREAM_UNREACHABLE"
     assert answer.json["upstream"] == "databuffer"
+    assert send.call_count == 1  # not repeated: the buffer may have stored it
 
 
-def test_stream_refused_connection_is_retried(
-    client: FlaskClient, buffer: respx.MockRouter
-) -> None:
-    send = buffer.post("/sendF")
-    send.side_effect = [httpx.ConnectError("refused"), httpx.Response(201, json=CREATED)]
-    answer = post_chunk(client)
-    assert answer.status_code == 201
-    assert send.call_count == 2
-
-
-def test_stream_buffer_timeout_is_504(client: FlaskClient, buffer: respx.MockRouter) -> None:
-    buffer.post("/sendF").mock(side_effect=httpx.ReadTimeout("slow"))
-    answer = post_chunk(client)
-    assert answer.status_code == 504
-    assert answer.json["resp"] == "UPSTREAM_TIMEOUT"
-
-
-def test_stream_buffer_5xx_without_resp_is_502(
-    client: FlaskClient, buffer: respx.MockRouter
-) -> None:
+def test_stream_buffer_5xx_without_resp_is_502(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/sendF").respond(500, text="Internal Server Error")
     answer = post_chunk(client)
     assert answer.status_code == 502
@@ -149,7 +167,7 @@ def test_stream_buffer_5xx_without_resp_is_502(
 
 
 def test_post_needs_service_token_when_configured(
-    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
 ) -> None:
     send = buffer.post("/sendF").respond(201, json=CREATED)
     client = make_client(service_token=TOKEN)
@@ -158,7 +176,7 @@ def test_post_needs_service_token_when_configured(
     assert not send.called
     answer = post_chunk(client, Authorization=f"Bearer {TOKEN}")
     assert answer.status_code == 201
-    assert send.calls.last.request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert send.calls.last.headers.get("authorization") == f"Bearer {TOKEN}"
 
 
 def test_unauthorized_answer_does_not_echo_token(make_client: Callable[..., FlaskClient]) -> None:
@@ -167,18 +185,18 @@ def test_unauthorized_answer_does_not_echo_token(make_client: Callable[..., Flas
     assert TOKEN.encode() not in answer.data
 
 
-def test_freezeds_frozen_with_counts(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_freezeds_frozen_with_counts(client: FlaskClient, buffer: FakeUpstream) -> None:
     upd = buffer.post("/upddsc").respond(
         200, json={"resp": "FROZEN", "n_itm": 21, "buff_size": 1008, "batch": 3}
     )
     answer = client.post("/freezeds", json={"user": "airflow", "token": "x"})
     assert answer.status_code == 200
     assert answer.json == {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
-    sent = orjson.loads(upd.calls.last.request.content)
+    sent = upd.calls.last.json()
     assert sent == {"dstatus": "FROZEN", "user": "airflow", "if_size_at_least": 1000}
 
 
-def test_freezeds_waiting_when_not_full(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_freezeds_waiting_when_not_full(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/upddsc").respond(
         200, json={"resp": "WAITING", "n_itm": 2, "buff_size": 96, "batch": 3}
     )
@@ -187,30 +205,47 @@ def test_freezeds_waiting_when_not_full(client: FlaskClient, buffer: respx.MockR
 
 
 @pytest.mark.parametrize(
-    "failure",
-    [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(500, text="boom")],
+    ("failure", "status", "resp"),
+    [
+        (None, 502, "UPSTREAM_UNREACHABLE"),  # refused: the buffer is down
+        (
+            Delay(4 * TIMEOUT, Reply(200, json={"resp": "WAITING", "n_itm": 0})),
+            504,
+            "UPSTREAM_TIMEOUT",
+        ),
+        (Hangup(), 502, "UPSTREAM_UNREACHABLE"),
+        (Reply(500, text="boom"), 502, "UPSTREAM_ERROR"),
+    ],
+    ids=["refused", "timeout", "hangup", "500"],
 )
 def test_freezeds_failure_is_never_waiting(
-    client: FlaskClient, buffer: respx.MockRouter, failure: object
+    make_client: Callable[..., FlaskClient],
+    buffer: FakeUpstream,
+    closed_url: str,
+    failure: Delay | Hangup | Reply | None,
+    status: int,
+    resp: str,
 ) -> None:
-    if isinstance(failure, httpx.Response):
-        buffer.post("/upddsc").mock(return_value=failure)
+    if failure is None:
+        client = make_client(db_burl=closed_url)
     else:
-        buffer.post("/upddsc").mock(side_effect=failure)
+        buffer.post("/upddsc").reply(failure)
+        client = make_client(upstream_timeout=TIMEOUT)
     answer = client.post("/freezeds", json={"user": "airflow"})
     assert answer.status_code in (502, 504)
     assert answer.json["resp"] not in ("FROZEN", "WAITING")
     assert answer.json["resp"].startswith("UPSTREAM_")
+    assert (answer.status_code, answer.json["resp"]) == (status, resp)
 
 
-def test_freezeds_nonsense_answer_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_freezeds_nonsense_answer_is_502(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/upddsc").respond(200, json={"resp": "WAITING"})
     answer = client.post("/freezeds", json={"user": "airflow"})
     assert answer.status_code == 502
     assert answer.json["resp"] == "UPSTREAM_ERROR"
 
 
-def test_freezeds_user_must_be_string(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_freezeds_user_must_be_string(client: FlaskClient, buffer: FakeUpstream) -> None:
     upd = buffer.post("/upddsc").respond(200, json={})
     answer = client.post("/freezeds", json={"user": 5})
     assert answer.status_code == 422
@@ -219,7 +254,7 @@ def test_freezeds_user_must_be_string(client: FlaskClient, buffer: respx.MockRou
 
 
 def test_flushbuf_cleaned_names_batch_and_archive(
-    client: FlaskClient, buffer: respx.MockRouter
+    client: FlaskClient, buffer: FakeUpstream
 ) -> None:
     body = {
         "resp": "CLEANED",
@@ -237,22 +272,22 @@ def test_flushbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": body,
     }
-    assert orjson.loads(clean.calls.last.request.content) == {"msg": "trained", "force": False}
+    assert clean.calls.last.json() == {"msg": "trained", "force": False}
 
 
-def test_flushbuf_not_frozen_is_409(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_flushbuf_not_frozen_is_409(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/cleanall").respond(409, json={"resp": "NOT_FROZEN"})
     answer = client.post("/flushbuf", json={"msg": "x"})
     assert (answer.status_code, answer.json) == (409, {"resp": "NOT_FROZEN"})
 
 
-def test_flushbuf_archive_failure_relayed(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_flushbuf_archive_failure_relayed(client: FlaskClient, buffer: FakeUpstream) -> None:
     buffer.post("/cleanall").respond(507, json={"resp": "ARCHIVE_FAILED", "detail": "disk full"})
     answer = client.post("/flushbuf", json={"msg": "x", "force": True})
     assert (answer.status_code, answer.json["resp"]) == (507, "ARCHIVE_FAILED")
 
 
-def test_flushbuf_force_must_be_bool(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_flushbuf_force_must_be_bool(client: FlaskClient, buffer: FakeUpstream) -> None:
     clean = buffer.post("/cleanall").respond(200, json={})
     answer = client.post("/flushbuf", json={"msg": "x", "force": "yes"})
     assert (answer.status_code, answer.json["detail"]["field"]) == (422, "force")
@@ -268,30 +303,30 @@ def test_flushbuf_force_must_be_bool(client: FlaskClient, buffer: respx.MockRout
     ],
 )
 def test_reads_are_relayed(
-    client: FlaskClient, buffer: respx.MockRouter, path: str, upstream: str, body: dict
+    client: FlaskClient, buffer: FakeUpstream, path: str, upstream: str, body: dict
 ) -> None:
     buffer.get(upstream).respond(200, json=body)
     answer = client.get(path)
     assert (answer.status_code, answer.json) == (200, body)
 
 
-def test_dumpf_passes_paging(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_dumpf_passes_paging(client: FlaskClient, buffer: FakeUpstream) -> None:
     dump = buffer.get("/dumpF").respond(
         200, json={"nmlist": ["a.json"], "total": 11, "offset": 10, "limit": 5}
     )
     answer = client.get("/dumpf?limit=5&offset=10")
     assert answer.json["nmlist"] == ["a.json"]
-    assert dict(dump.calls.last.request.url.params) == {"limit": "5", "offset": "10"}
+    assert dump.calls.last.query == {"limit": "5", "offset": "10"}
 
 
-def test_dumpf_refuses_bad_paging(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_dumpf_refuses_bad_paging(client: FlaskClient, buffer: FakeUpstream) -> None:
     dump = buffer.get("/dumpF").respond(200, json={})
     answer = client.get("/dumpf?limit=-3")
     assert (answer.status_code, answer.json["detail"]["field"]) == (422, "limit")
     assert not dump.called
 
 
-def mock_page(buffer: respx.MockRouter, files: list[str], buff_size: int, state: str) -> None:
+def mock_page(buffer: FakeUpstream, files: list[str], buff_size: int, state: str) -> None:
     buffer.get("/stat").respond(
         200, json={"n_itm": len(files), "buff_size": buff_size, "batch": 5, "dstatus": state}
     )
@@ -303,7 +338,7 @@ def mock_page(buffer: respx.MockRouter, files: list[str], buff_size: int, state:
     )
 
 
-def test_status_page_works_with_empty_buffer(client: FlaskClient, buffer: respx.MockRouter) -> None:
+def test_status_page_works_with_empty_buffer(client: FlaskClient, buffer: FakeUpstream) -> None:
     mock_page(buffer, [], 0, "OPERATIONAL")
     answer = client.get("/")
     assert answer.status_code == 200
@@ -316,7 +351,7 @@ def test_status_page_works_with_empty_buffer(client: FlaskClient, buffer: respx.
 
 
 def test_status_page_shows_fill_batch_and_files(
-    make_client: Callable[..., FlaskClient], buffer: respx.MockRouter
+    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
 ) -> None:
     mock_page(buffer, ["default-1.json", "default-2.json"], 750, "FROZEN")
     html = make_client(service_token=TOKEN).get("/").get_data(as_text=True)
@@ -328,9 +363,10 @@ def test_status_page_shows_fill_batch_and_files(
     assert TOKEN not in html
 
 
-def test_status_page_buffer_down_is_502(client: FlaskClient, buffer: respx.MockRouter) -> None:
-    buffer.get("/stat").mock(side_effect=httpx.ConnectError("refused"))
-    answer = client.get("/")
+def test_status_page_buffer_down_is_502(
+    make_client: Callable[..., FlaskClient], closed_url: str
+) -> None:
+    answer = make_client(db_burl=closed_url).get("/")
     assert answer.status_code == 502
     assert answer.json == {
         "resp": "UPSTREAM_UNREACHABLE",
@@ -343,21 +379,35 @@ def test_healthz_is_ok(client: FlaskClient) -> None:
     assert client.get("/healthz").json == {"resp": "OK"}
 
 
-def test_readyz_follows_buffer(client: FlaskClient, buffer: respx.MockRouter) -> None:
-    ready = buffer.get("/readyz")
-    down = httpx.ConnectError("down")
-    ready.side_effect = [httpx.Response(200, json={"resp": "READY"}), down, down, down]
-    assert client.get("/readyz").status_code == 200
+def test_readyz_follows_buffer(make_client: Callable[..., FlaskClient]) -> None:
+    upstream = FakeUpstream().start()  # not the ``buffer`` fixture: this one goes down
+    try:
+        ready = upstream.get("/readyz").respond(200, json={"resp": "READY"})
+        client = make_client(db_burl=upstream.url)
+        answer = client.get("/readyz")
+        assert (answer.status_code, answer.json) == (200, {"resp": "READY"})
+        assert ready.call_count == 1
+    finally:
+        upstream.stop()  # the buffer goes down: its port now refuses connections
+    assert not upstream.unmatched
     answer = client.get("/readyz")
     assert (answer.status_code, answer.json["resp"]) == (503, "NOT_READY")
+    assert answer.json["detail"]["resp"] == "UPSTREAM_UNREACHABLE"
 
 
-def test_metrics_count_ingest_and_refusals(client: FlaskClient, buffer: respx.MockRouter) -> None:
-    buffer.post("/sendF").mock(
-        side_effect=[
-            httpx.Response(201, json={**CREATED, "frozen": True, "buff_size": 1200}),
-            httpx.Response(503, json={"resp": "FROZEN", "batch": 1}, headers={"Retry-After": "5"}),
-        ]
+def test_readyz_not_ready_while_buffer_answers_503(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    buffer.get("/readyz").respond(503, json={"resp": "NOT_READY"})
+    answer = client.get("/readyz")
+    assert (answer.status_code, answer.json["resp"]) == (503, "NOT_READY")
+    assert answer.json["detail"] == "databuffer answered 503"
+
+
+def test_metrics_count_ingest_and_refusals(client: FlaskClient, buffer: FakeUpstream) -> None:
+    buffer.post("/sendF").reply(
+        Reply(201, json={**CREATED, "frozen": True, "buff_size": 1200}),
+        Reply(503, json={"resp": "FROZEN", "batch": 1}, headers={"Retry-After": "5"}),
     )
     post_chunk(client)
     post_chunk(client)
