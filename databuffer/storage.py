@@ -232,8 +232,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_temp(folder: Path, data: bytes, prefix: str) -> Path:
-    """Write ``data`` to a new dot-named file in ``folder`` and fsync it; return its path."""
+def write_temp(folder: Path, data: bytes, prefix: str, *, drop_cache: bool = False) -> Path:
+    """Write ``data`` to a new dot-named file in ``folder`` and fsync it; return its path.
+
+    With ``drop_cache`` the file's pages leave the page cache once they are on disk. A chunk is
+    written once and read at most once, by the training job, long after; without this the page
+    cache grows by every chunk, and taking ever new pages made the kernel's copy into it the
+    largest single cost of a write (8 threads writing 375 kB files with fsync here: 1.2-1.5 ms
+    of system CPU a file, against 0.33-0.41 ms when the pages are dropped and so reused).
+    """
     fd, name = tempfile.mkstemp(dir=folder, prefix=f".{prefix}.", suffix=".tmp")
     try:
         view = memoryview(data)
@@ -241,6 +248,8 @@ def write_temp(folder: Path, data: bytes, prefix: str) -> Path:
             written = os.write(fd, view)
             view = view[written:]
         os.fsync(fd)
+        if drop_cache and hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
@@ -601,7 +610,7 @@ class Storage:
             self._sync_data_dir(renamed)
             return early
         try:
-            tmp: Path | None = write_temp(self.data_dir, data, "chunk")
+            tmp: Path | None = write_temp(self.data_dir, data, "chunk", drop_cache=True)
         except OSError as exc:
             if exc.errno in _DISK_FULL:
                 self.log.append("disk_full", file=name)
