@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from databuffer.app import create_app
 from databuffer.settings import Settings
 from glitchflow_core.logs import configure_logging
+from glitchflow_core.memory import keep_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"glitchflow-databuffer: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging("databuffer", settings.log_level)
+    keep_freed_memory()
     url = urlsplit(settings.servurl) if settings.servurl else None
     host = args.host or (url.hostname if url else None) or "127.0.0.1"
     port = args.port or (url.port if url else None) or 8080

@@ -13,6 +13,11 @@ import os
 import shutil
 import tempfile
 
+from glitchflow_core.memory import keep_freed_memory
+
+# The master sets it; the workers it forks inherit it (see glitchflow_core/memory.py).
+keep_freed_memory()
+
 bind = os.environ.get("GLITCHFLOW_LOGIC_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("GLITCHFLOW_LOGIC_WORKERS", str(max(1, (os.cpu_count() or 2) // 2))))
 threads = int(os.environ.get("GLITCHFLOW_LOGIC_THREADS", "8"))

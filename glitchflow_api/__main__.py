@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:
         sys.exit(f"glitchflow-api: bad settings:\n{exc}")
 
+    from glitchflow_core.memory import keep_freed_memory
+
+    keep_freed_memory()
     own_metrics_dir = None
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker process counts in its own files; /metrics sums them.
