@@ -3,9 +3,11 @@
 Workers and threads were chosen with ``bench/bench_e2e.py``: the logic hop only relays bytes and
 waits on the buffer most of the time, so threads, not processes, give it concurrency. On the 2-CPU
 development VM (buffer, logic, API and the load generator sharing both CPUs), 16 concurrent
-writers of 375 kB chunks, medians of 3 runs: 1 worker x 8 threads 130 chunks/s (p99 266 ms),
-2 x 8 105/s (p99 378 ms), 2 x 4 92/s, 1 x 16 86/s. Extra processes only compete with the buffer
-and the API for CPU, hence one worker per two CPUs and 8 threads each; set
+writers of 375 kB chunks, medians of 3 runs with the httpx client: 1 worker x 8 threads 130
+chunks/s (p99 266 ms), 2 x 8 105/s (p99 378 ms), 2 x 4 92/s, 1 x 16 86/s. With urllib3, in one
+slow phase of the VM: 1 x 8 192/s, 1 x 16 238/s, 2 x 4 211/s, 1 x 4 182/s, differences within
+the machine's noise (the same 1 x 8 did 220-275/s in other runs). Extra processes only compete
+with the buffer and the API for CPU, hence one worker per two CPUs and 8 threads each; set
 ``GLITCHFLOW_LOGIC_WORKERS`` / ``--workers`` where the pod has its own CPUs.
 """
 
