@@ -60,7 +60,6 @@ class BufferClient:
                         block=False,
                         retries=False,
                         timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
-                        headers=self._headers,
                     )
                     self._pid = pid
         return self._pool
