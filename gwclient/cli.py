@@ -209,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a channel name or time the API would refuse
         print(f"gwclient: {exc}", file=sys.stderr)
         return EXIT_SOURCE
+    except KeyboardInterrupt:
+        print("gwclient: interrupted before anything was sent", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not chunks:
         print("gwclient: the source gave no samples", file=sys.stderr)
         return EXIT_SOURCE

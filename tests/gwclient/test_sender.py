@@ -493,3 +493,12 @@ def test_ctrl_c_on_a_frozen_buffer_stops_with_a_summary(threaded_api):
     assert out.startswith("gwclient: 0/3 chunks delivered (0 created, 0 duplicates"), out
     assert "2 interrupted" in out and "1 skipped" in out and "2 sent" in out
     assert "1 gaps: H1:SYNTH-STRAIN GPS" in out and "(3 s)" in out
+
+
+def test_ctrl_c_while_reading_the_source_exits_130_quietly(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_source", interrupted)
+    assert cli.main(["--url", "http://127.0.0.1:1", "--synthetic"]) == cli.EXIT_INTERRUPTED
+    assert "interrupted before anything was sent" in capsys.readouterr().err
