@@ -34,9 +34,20 @@ class Conflict(StorageError):
 
 
 class NotFrozen(StorageError):
-    """Raised by a flush of an OPERATIONAL buffer that was not forced."""
+    """Raised by a flush of the current batch while it is OPERATIONAL, unless forced."""
 
     reason = "NOT_FROZEN"
+
+
+class UnknownBatch(StorageError):
+    """Raised by a flush naming a batch that is neither the current one nor in the archive."""
+
+    reason = "UNKNOWN_BATCH"
+
+    def __init__(self, batch: int, detail: str) -> None:
+        super().__init__(detail)
+        self.batch = batch
+        self.detail = detail
 
 
 class ArchiveFailed(StorageError):
