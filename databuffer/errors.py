@@ -51,7 +51,8 @@ class UnknownBatch(StorageError):
 
 
 class ArchiveFailed(StorageError):
-    """Raised when a flush could not archive the batch; everything was rolled back."""
+    """Raised when a flush could not archive the batch (everything was rolled back), or when the
+    archive of a batch flushed before has no readable manifest (nothing was changed)."""
 
     reason = "ARCHIVE_FAILED"
 
