@@ -31,6 +31,8 @@ from databuffer.state import FROZEN, BatchState
 logger = logging.getLogger("databuffer.archive")
 
 MANIFEST = "manifest.json"
+Hashes = dict[str, tuple[str, int]]
+"""File name -> (sha256 hex digest, bytes)."""
 _FOLDER_RE = re.compile(r"^(?P<batch>\d{6,})-\d{8}T\d{6}Z(?:-\d+)?$")
 
 
@@ -45,7 +47,7 @@ def hash_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def hash_files(folder: Path, names: Iterable[str]) -> dict[str, tuple[str, int]]:
+def hash_files(folder: Path, names: Iterable[str]) -> Hashes:
     """`hash_file` of each named file that can be read; `Archive.store` hashes the others."""
     hashed = {}
     for name in names:
@@ -160,7 +162,7 @@ class Archive:
         msg: str | None,
         now: float,
         data_dir: Path,
-        hashed: dict[str, tuple[str, int]],
+        hashed: Hashes,
         commit: Callable[[], None],
     ) -> tuple[str, dict[str, Any]]:
         """Archive the batch ``state`` and ``index`` describe (`store`); its folder and manifest."""
@@ -196,7 +198,7 @@ class Archive:
         folder: str,
         data_dir: Path,
         names: list[str],
-        hashed: dict[str, tuple[str, int]],
+        hashed: Hashes,
         manifest: dict[str, Any],
         commit: Callable[[], None],
     ) -> dict[str, Any]:

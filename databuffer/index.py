@@ -1,7 +1,8 @@
-"""The index of the current batch: its stored files in order, their sizes and per-channel spans.
+"""Indexes in memory: the current batch's stored files, and where recently archived ones went.
 
-Per channel an interval index gives O(log n) overlap checks, coverage and gaps. The index is only
-ever rebuilt from, or kept in step with, the chunk files on disk.
+The batch index keeps its files in order, their sizes and per channel an interval index (O(log n)
+overlap checks, coverage and gaps); it is only ever rebuilt from, or kept in step with, the chunk
+files on disk. `ArchivedNames` tells which sealed batch holds a file that is sent again.
 """
 
 from __future__ import annotations

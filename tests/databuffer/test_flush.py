@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from databuffer import storage as storage_module
+from databuffer import batch as batch_module
 from databuffer.errors import NotFrozen, UnknownBatch
 from databuffer.state import FROZEN, OPERATIONAL, freeze_reason
 from databuffer.storage import Storage
@@ -217,7 +217,7 @@ def test_write_and_train_check_both_ask_the_one_rule(
     def never(*args: Any) -> None:
         asked.append(args)
 
-    monkeypatch.setattr(storage_module, "freeze_reason", never)
+    monkeypatch.setattr(batch_module, "freeze_reason", never)
     assert _fill_to(storage, lambda size: size, path) is False
     assert storage.state.dstatus == OPERATIONAL
     # The last question was the size rule at the fill (a plain write asks it too, with no limit).
