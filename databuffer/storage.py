@@ -86,13 +86,9 @@ class Storage:
         restored = self.archive.restore_partial(self.data_dir)
         self._batch.recover()
         self._stat_cache.write()
-        stat = self._batch.stat()
         self.log.append(
             "start",
-            batch=stat.batch,
-            dstatus=stat.dstatus,
-            n_itm=stat.stored_files,
-            buff_size=stat.stored_bytes,
+            **self._batch.stat().as_json(),
             temp_removed=removed,
             restored_from_partial_archive=restored,
         )
@@ -341,8 +337,5 @@ class Storage:
                 return
             self._closed = True
         self._stat_cache.close()
-        stat = self.stat()
-        self.log.append(
-            "stop", batch=stat.batch, n_itm=stat.stored_files, buff_size=stat.stored_bytes
-        )
+        self.log.append("stop", **self.stat().as_json())
         self.log.close()
