@@ -84,7 +84,9 @@ class FlushResult:
     def as_json(self) -> dict[str, Any]:
         # The file list (100,000 names for a large batch) stays in the archive's manifest.json
         # and in /batches: this answer travels through every hop.
-        summary = self.manifest and {k: v for k, v in self.manifest.items() if k != "files"}
+        summary = None
+        if self.manifest is not None:
+            summary = {k: v for k, v in self.manifest.items() if k != "files"}
         return {
             "resp": "CLEANED",
             "batch": self.batch,
