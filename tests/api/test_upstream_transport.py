@@ -20,13 +20,13 @@ import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 
 from glitchflow_api.upstream import UPSTREAM, LogicClient
-from glitchflow_core.launcher import free_port
 from glitchflow_core.upstream import (
     BACKOFF_BASE,
     CONNECT_ATTEMPTS,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from glitchflow_stack import free_port
 
 ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 ClientFactory = Callable[..., LogicClient]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from glitchflow_core.launcher import free_port
+from glitchflow_stack import free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "client_scripts"
 ALL = ["streamdata.sh", "train.sh", "cleanbuf.sh", "stats.sh", "desc.sh", "dumpbuf.sh"]

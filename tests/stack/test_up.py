@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from glitchflow_core.launcher import free_port, port_in_use
+from glitchflow_stack import free_port, port_in_use
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ class Up:
 
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glitchflow_core.launcher", "up", *args],
+            [sys.executable, "-m", "glitchflow_stack", "up", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
