@@ -4,7 +4,7 @@
 # Arguments are passed to pytest, e.g. `scripts/test.sh tests/core -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/venv.sh
+# shellcheck source=SCRIPTDIR/venv.sh
 source scripts/venv.sh
 glitchflow_venv '.[test]'
 exec .venv/bin/python -m pytest "$@"

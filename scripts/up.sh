@@ -5,7 +5,7 @@
 # `glitchflow up` (see `scripts/up.sh --help`; `--no-demo` starts the services only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/venv.sh
+# shellcheck source=SCRIPTDIR/venv.sh
 source scripts/venv.sh
 glitchflow_venv .
 exec .venv/bin/glitchflow up --demo --max-size 8MiB "$@"
