@@ -152,3 +152,19 @@ def test_up_refuses_a_bad_max_size(tmp_path: Path) -> None:
     up = Up(["--data-dir", str(tmp_path), "--max-size", "lots"])
     assert up.finish() == 2
     assert any("--max-size" in line for line in up.lines)
+
+
+@pytest.mark.slow
+def test_up_demo_streams_until_the_buffer_freezes(
+    up_args: list[str], ports: dict[str, int]
+) -> None:
+    up = Up([*up_args, "--demo"])  # --max-size 1MiB: the first synthetic block fills it
+    try:
+        up.wait_for("the buffer is FROZEN", timeout=180)
+        api = f"http://127.0.0.1:{ports['api']}"
+        assert httpx.get(f"{api}/desc", timeout=5).json()["resp"] == "FROZEN"
+        assert httpx.get(f"{api}/stats", timeout=5).json()["buff_size"] >= 1024**2
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.finish() == 0
+    finally:
+        up.kill()
