@@ -95,6 +95,12 @@ def _not_a_chunk(root: Path) -> None:
     (_batch(root) / "manifest.json").write_bytes(orjson.dumps(doc))
 
 
+def _channel_count_differs(root: Path) -> None:
+    doc = _manifest(root)
+    doc["channels"]["H1:TEST-STRAIN"]["n_itm"] = 5
+    (_batch(root) / "manifest.json").write_bytes(orjson.dumps(doc))
+
+
 def _nothing(root: Path) -> None:
     pass
 
@@ -116,6 +122,12 @@ CASES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     ("manifest not json", _bad_manifest_json, "1", "manifest.json is not valid JSON"),
     ("manifest escapes", _manifest_path_escape, "1", "lists '../../etc/passwd', not a chunk"),
+    (
+        "channel count differs",
+        _channel_count_differs,
+        "1",
+        "the manifest says channel H1:TEST-STRAIN has 5 chunks, the files hold 4",
+    ),
     ("not a chunk", _not_a_chunk, "1", "is not a valid chunk (h: must hold at least one sample)"),
 ]
 
