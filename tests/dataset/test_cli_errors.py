@@ -213,3 +213,9 @@ def test_train_ref_on_a_bad_dataset_is_one_line_status_2(tmp_path, content, mess
 def test_usage_error_is_status_2(tmp_path):
     done = run_cli("export", "1")
     assert done.returncode == 2 and "--out" in done.stderr
+
+
+def test_main_returns_the_status_of_a_usage_error(capsys):
+    assert main(["export", "1"]) == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err
+    assert main(["--help"]) == 0
