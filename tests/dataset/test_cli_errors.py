@@ -219,3 +219,10 @@ def test_main_returns_the_status_of_a_usage_error(capsys):
     assert main(["export", "1"]) == 2
     assert "the following arguments are required: --out" in capsys.readouterr().err
     assert main(["--help"]) == 0
+
+
+def test_glitchflow_dataset_console_script_is_registered():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="glitchflow-dataset")
+    assert script.value == "glitchflow_dataset.cli:console"
