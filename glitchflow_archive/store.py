@@ -29,6 +29,7 @@ _CHUNK_NAME_RE = re.compile(r"^[^./][^/]*__\d{20}__[1-9]\d*__[^/]+\.json$")
 
 LATEST = "latest"
 
+READ_THREADS = 2
 READ_AHEAD = 16
 """Files read and hashed ahead of the consumer, in threads: reads and sha256 release the GIL,
 so they overlap with the caller's parsing on another core; the bound keeps memory small."""
@@ -229,7 +230,7 @@ class ArchiveStore(ABC):
         unlisted = self.unlisted_files(ref, manifest)
         if unlisted:
             raise FileMismatch(f"batch {ref.name}: {unlisted[0]} is not in the manifest")
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="archive-read") as pool:
+        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="archive-read") as pool:
             pending: deque[tuple[FileEntry, Future[bytes]]] = deque()
             entries = iter(manifest.files)
             try:
