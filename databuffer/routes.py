@@ -28,6 +28,7 @@ from databuffer.errors import (
 from databuffer.results import WriteResult
 from databuffer.settings import Settings
 from databuffer.storage import Storage
+from databuffer.upload import Uploader
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.chunk import ChunkError, parse_chunk
 from glitchflow_core.metrics import ServiceMetrics
@@ -73,10 +74,17 @@ class Unauthorized(Exception):
 class BufferService:
     """What the handlers share: settings, the storage engine, metrics and the write gate."""
 
-    def __init__(self, settings: Settings, storage: Storage, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        metrics: ServiceMetrics,
+        uploader: Uploader | None = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.metrics = metrics
+        self.uploader = uploader
         self.tokens = settings.tokens()
         self.inflight = 0
         # The engine's threads are separate from anyio's default pool so reads stay responsive.
@@ -262,10 +270,16 @@ async def batches(request: Request) -> Response:
     """Manifests of the archived batches, newest first."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
     offset = query_int(request, "offset", 0, 2**62)
-    manifests, total = await anyio.to_thread.run_sync(
-        service(request).storage.batches, limit, offset
-    )
-    return JSONResponse({"batches": manifests, "total": total, "offset": offset, "limit": limit})
+    svc = service(request)
+    manifests, total = await anyio.to_thread.run_sync(svc.storage.batches, limit, offset)
+    answer = {"batches": manifests, "total": total, "offset": offset, "limit": limit}
+    if svc.uploader is not None:
+        uploader = svc.uploader
+        for manifest in manifests:
+            if isinstance(manifest.get("archive"), str):
+                manifest["upload"] = uploader.batch_state(manifest["archive"])
+        answer["archive_store"] = uploader.status()
+    return JSONResponse(answer)
 
 
 async def upd_dsc(request: Request) -> Response:
@@ -315,7 +329,12 @@ async def clean_all(request: Request) -> Response:
         svc.metrics.flushes.inc()
         svc.metrics.fill_ratio.set(0)
         logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
-    return JSONResponse(result.as_json())
+    answer = result.as_json()
+    if svc.uploader is not None and result.archive is not None:
+        # The upload runs in the background: the answer says where the batch is now.
+        svc.uploader.submit(result.archive)
+        answer["upload"] = svc.uploader.batch_state(result.archive)
+    return JSONResponse(answer)
 
 
 async def healthz(request: Request) -> Response:
@@ -332,6 +351,14 @@ async def readyz(request: Request) -> Response:
             {"resp": "NOT_READY", "detail": f"storage not writable: {exc.strerror or exc}"},
             status_code=503,
         )
+    uploader = service(request).uploader
+    if uploader is not None:
+        store = await anyio.to_thread.run_sync(uploader.probe)
+        if not store["reachable"]:
+            # Ingest and flushes go on (archives wait in the local folder): degraded, not down.
+            reason = f"archive store unreachable: {store['error']}"
+            return JSONResponse({"resp": "DEGRADED", "reason": reason, "archive_store": store})
+        return JSONResponse({"resp": "READY", "archive_store": store})
     return JSONResponse({"resp": "READY"})
 
 

@@ -7,13 +7,15 @@ from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 
+from glitchflow_archive.settings import ArchiveSettings
 from glitchflow_core.auth import load_tokens, placeholder_tokens
 from glitchflow_core.chunk import DEFAULT_MAX_SAMPLES
 from glitchflow_core.settings import ServiceSettings, aliased, size_field
 
 
-class Settings(ServiceSettings):
-    """Where the buffer keeps its files, how much it accepts at once, and its token."""
+class Settings(ServiceSettings, ArchiveSettings):
+    """Where the buffer keeps its files, how much it accepts at once, its token, and the object
+    store its archives go to (`glitchflow_archive.ArchiveSettings`; unset: the local folder)."""
 
     data_dir: Path = aliased(Path("glitchflow-data/databuffer"), "data_dir")
     dataroot: Path | None = aliased(None, "dataroot", "DATAROOT")

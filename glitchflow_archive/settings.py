@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from glitchflow_core.settings import ENV_PREFIX, aliased
 
@@ -75,6 +75,8 @@ class ArchiveSettings(BaseSettings):
     """The object-store fields (``GLITCHFLOW_ARCHIVE_*``); a service's settings class adds them by
     inheriting this next to the core base, the batch tools read it alone."""
 
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
     archive_s3_endpoint: str | None = aliased(None, "archive_s3_endpoint")
     archive_s3_bucket: str | None = aliased(None, "archive_s3_bucket")
     archive_s3_prefix: str = aliased("", "archive_s3_prefix")
@@ -83,6 +85,8 @@ class ArchiveSettings(BaseSettings):
     archive_s3_secret_access_key: str | None = aliased(None, "archive_s3_secret_access_key")
     archive_s3_credentials_file: Path | None = aliased(None, "archive_s3_credentials_file")
     archive_s3_timeout: float = aliased(5.0, "archive_s3_timeout", gt=0, le=600)
+    archive_keep_local: bool = aliased(False, "archive_keep_local")
+    archive_retry_max_delay: float = aliased(30.0, "archive_retry_max_delay", gt=0, le=3600)
 
     @field_validator("archive_s3_endpoint")
     @classmethod
