@@ -6,9 +6,11 @@ import ast
 import importlib.metadata as md
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -495,3 +497,42 @@ def test_airflow_gets_its_connection_from_a_secret_and_dags_from_git(rendered, t
     assert conn["port"] in ports and service == "glitchflow-api"
     mounted = {v["configMap"]["name"] for v in values["volumes"] if "configMap" in v}
     assert {cm["metadata"]["name"] for cm in find(docs, "ConfigMap")} >= mounted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image", ["databuffer", "logic", "api", "gwclient"])
+def test_image_sources_build_a_wheel_with_the_command_it_runs(image, tmp_path) -> None:
+    """What the Dockerfile copies into its wheels stage builds, and the wheel holds the command's
+    code and data (templates, gunicorn.conf.py), not the other services'."""
+    text, cmd = _dockerfile(image)
+    src = tmp_path / "src"
+    src.mkdir()
+    copied = [line.split()[1:-1] for line in re.findall(r"^COPY (?!--).*$", text, re.M)]
+    for source in (s.rstrip("/") for sources in copied for s in sources):
+        if source.startswith("k8s/"):
+            continue
+        path = ROOT / source
+        if path.is_dir():
+            shutil.copytree(path, src / source, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, src / source)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), src],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        scripts = archive.read(entry_points).decode()
+    packages = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    module = re.search(rf"^{re.escape(cmd[0])} = (\S+):", scripts, re.M).group(1)
+    assert module.split(".")[0] in packages
+    assert packages <= {"glitchflow_core", module.split(".")[0]}, packages
+    if image == "logic":
+        assert "datastore_logic/gunicorn.conf.py" in names
+        assert any(n.startswith("datastore_logic/templates/") for n in names)
