@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,11 +28,16 @@ from k8s.manifests import (
     service_containers,
 )
 
-from glitchflow_core.launcher import free_port
-
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 START_ORDER = ("databuffer", "datastore-logic", "glitchflow-api")
+
+
+def free_port() -> int:
+    """A port nobody listens on right now on 127.0.0.1 (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Process:
