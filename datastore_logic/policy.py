@@ -72,9 +72,13 @@ class Policy:
         return min(buff_size / self.max_size, 1.0) if self.max_size else 1.0
 
 
-def flush_request(msg: str, force: bool) -> dict[str, Any]:
-    """Body of ``/cleanall``."""
-    return {"msg": msg, "force": force}
+def flush_request(msg: str, batch: int | None, force: bool = False) -> dict[str, Any]:
+    """Body of ``/cleanall``: the named batch only, or (no batch) the current one even partial.
+
+    A flush without a batch id does what the original did: it archives what is there, frozen or
+    not, so it is always forced. A named batch is flushed only if it is sealed (idempotent).
+    """
+    return {"msg": msg, "batch": batch, "force": force or batch is None}
 
 
 def flush_answer(buffer_answer: dict[str, Any]) -> dict[str, Any] | None:

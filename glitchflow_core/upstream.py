@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from glitchflow_core.edge import EdgeError
+
 CONNECT_ATTEMPTS = 3
 """Tries when the connection is refused: nothing was sent, so any request may be repeated."""
 BACKOFF_BASE = 0.05
@@ -29,16 +31,16 @@ class Answer(NamedTuple):
     headers: Mapping[str, str]
 
 
-class UpstreamFailure(Exception):
+class UpstreamFailure(EdgeError):
     """Raised when the next service gives no usable answer; `status` and `body` are the answer."""
 
     status = 502
     resp = "UPSTREAM_ERROR"
 
     def __init__(self, upstream: str, detail: str) -> None:
-        super().__init__(f"{upstream}: {detail}")
+        super().__init__(detail)
+        self.args = (f"{upstream}: {detail}",)
         self.upstream = upstream
-        self.detail = detail
 
     def body(self) -> dict[str, Any]:
         """The JSON answer of the failure."""

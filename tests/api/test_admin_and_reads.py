@@ -138,7 +138,7 @@ async def test_cleanbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": CLEANED["body"],
     }
-    assert orjson.loads(flush.calls.last.content) == {"msg": "trained", "force": False}
+    assert orjson.loads(flush.calls.last.content) == {"msg": "trained", "force": True}
 
 
 async def test_cleanbuf_not_frozen_is_409(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
@@ -251,7 +251,7 @@ async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncCli
     stream_body = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
     assert set(stream_body["schema"]["properties"]) == {"h", "t", "channel"}
     paths = spec["paths"]
-    for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "force"})):
+    for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "batch", "force"})):
         body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert set(body["properties"]) == fields
         assert {"413", "415", "422"} <= set(paths[path]["post"]["responses"])

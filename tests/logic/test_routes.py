@@ -272,7 +272,7 @@ def test_flushbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": body,
     }
-    assert clean.calls.last.json() == {"msg": "trained", "force": False}
+    assert clean.calls.last.json() == {"msg": "trained", "batch": None, "force": True}
 
 
 def test_flushbuf_not_frozen_is_409(client: FlaskClient, buffer: FakeUpstream) -> None:
