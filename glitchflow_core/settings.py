@@ -137,16 +137,19 @@ def bad_setting(prog: str, variable: str, value: object, reason: str) -> NoRetur
 
 
 def variable_name(settings_class: type[BaseSettings], field: str) -> str:
-    """The variable a field was read from: the first of its names set in the environment."""
-    info = settings_class.model_fields.get(field)
-    names = [ENV_PREFIX + field.upper()]
-    alias = info.validation_alias if info is not None else None
-    if isinstance(alias, AliasChoices):
-        names = [str(choice) for choice in alias.choices if isinstance(choice, str)]
-    for name in names:
-        if name in os.environ:
-            return name
-    return names[0]
+    """The variable a field (named by its name or any alias) was read from.
+
+    The first of its names set in the environment, else its project-prefixed name.
+    """
+    for name, info in settings_class.model_fields.items():
+        alias = info.validation_alias
+        choices = [str(c) for c in alias.choices] if isinstance(alias, AliasChoices) else []
+        if field == name or field in choices:
+            for choice in choices:
+                if choice in os.environ:
+                    return choice
+            return choices[0] if choices else ENV_PREFIX + name.upper()
+    return field
 
 
 def load_settings(settings_class: type[S], prog: str) -> S:
