@@ -146,37 +146,22 @@ CASES = [
         invalid("content-type", "must be application/json"),
         id="write-wrong-content-type",
     ),
-    pytest.param(
-        "GET",
-        "listing",
-        {"params": {"limit": "ten"}},
-        422,
-        invalid("limit", "must be an integer from 0 to 100000"),
-        id="limit-not-a-number",
-    ),
-    pytest.param(
-        "GET",
-        "listing",
-        {"params": {"limit": "-1"}},
-        422,
-        invalid("limit", "must be an integer from 0 to 100000"),
-        id="limit-negative",
-    ),
-    pytest.param(
-        "GET",
-        "listing",
-        {"params": {"offset": str(2**62 + 1)}},
-        422,
-        invalid("offset", f"must be an integer from 0 to {2**62}"),
-        id="offset-too-large",
-    ),
-    pytest.param(
-        "GET",
-        "listing",
-        {"params": {"limit": ""}},
-        422,
-        invalid("limit", "must be an integer from 0 to 100000"),
-        id="limit-empty",
+    *(
+        pytest.param(
+            "GET",
+            "listing",
+            {"params": {name: raw}},
+            422,
+            invalid(name, f"must be an integer from 0 to {maximum}"),
+            id=f"{name}-{label}",
+        )
+        for name, raw, maximum, label in [
+            ("limit", "ten", 100_000, "not-a-number"),
+            ("limit", "-1", 100_000, "negative"),
+            ("limit", "", 100_000, "empty"),
+            ("limit", "1_0", 100_000, "underscore"),
+            ("offset", str(2**62 + 1), 2**62, "too-large"),
+        ]
     ),
 ]
 
