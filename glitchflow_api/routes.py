@@ -48,7 +48,7 @@ PARSE_INLINE_MAX = 1024 * 1024
 """Bodies up to this size are validated on the event loop; larger ones in a worker thread.
 
 A 375 kB chunk parses in well under the cost of a thread hop; a maximum-size one (1M samples,
-about 20 MB) takes ~140 ms, which on the event loop would stall every other request.
+about 20 MB) would stall every other request on the event loop (docs/PERFORMANCE.md).
 """
 MAX_DUMP_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""

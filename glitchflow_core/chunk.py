@@ -151,8 +151,8 @@ def _list_samples(value: list[object], max_samples: int) -> np.ndarray:
 
 def _two_brackets(body: bytes) -> bool:
     """True when ``[`` occurs exactly twice: simdjson flattens nested arrays into the buffer, and
-    a flat chunk has two arrays, h and t. Three ``find`` calls (memchr) cost 3 us on 330 kB;
-    ``count`` walks the bytes one by one and costs 110 us."""
+    a flat chunk has two arrays, h and t. Three ``find`` calls (memchr), not ``count``, which
+    walks the bytes one by one (docs/PERFORMANCE.md)."""
     first = body.find(b"[")
     second = body.find(b"[", first + 1) if first >= 0 else -1
     return second >= 0 and body.find(b"[", second + 1) < 0
