@@ -334,8 +334,9 @@ def storage_answer(exc: StorageError, retry_after: int) -> Refused:
     status, retry = STORAGE_ANSWERS[kind]  # type: ignore[index]
     fields: dict[str, Any] = {}
     detail = getattr(exc, "detail", None)
-    if isinstance(exc, Frozen):
-        fields["batch"] = exc.batch
+    batch = getattr(exc, "batch", None)  # Frozen: the closed batch; a missing batch
+    if batch is not None:
+        fields["batch"] = batch
     if isinstance(exc, ArchiveFailed) and exc.disk_full:
         status = 507
     if status >= 500 and not retry:

@@ -181,8 +181,8 @@ def flushbuf() -> Response:
     force = doc.get("force", False)
     if not isinstance(msg, str):
         raise InvalidInput("msg", "must be a string")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 0):
-        raise InvalidInput("batch", "must be a batch number (an integer from 0)")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise InvalidInput("batch", "must be a batch number (an integer from 1) or null")
     if not isinstance(force, bool):
         raise InvalidInput("force", "must be true or false")
     upstream = _buffer().request("POST", "/cleanall", json=flush_request(msg, batch, force))

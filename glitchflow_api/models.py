@@ -65,7 +65,7 @@ class CleanRequest(BaseModel):
     msg: str = Field("", max_length=4096, description="Free text, kept in the buffer's log.")
     batch: int | None = Field(
         None,
-        ge=0,
+        ge=1,
         description="Flush only this sealed batch (idempotent: CLEANED again once archived). "
         "Without it the current batch is archived even if partial, as the original did.",
     )

@@ -293,7 +293,7 @@ async def test_cleanbuf_unknown_batch_is_404_relayed(
     }
 
 
-@pytest.mark.parametrize("batch", [-1, "3", 1.5, True])
+@pytest.mark.parametrize("batch", [0, -1, "3", 1.5, True])
 async def test_cleanbuf_batch_must_be_a_batch_number(
     api: httpx.AsyncClient, logic: FakeUpstream, batch: object
 ) -> None:

@@ -437,7 +437,7 @@ def test_flushbuf_unknown_batch_is_relayed(client: FlaskClient, buffer: FakeUpst
     assert (answer.status_code, answer.json) == (404, {"resp": "UNKNOWN_BATCH", "batch": 9})
 
 
-@pytest.mark.parametrize("batch", [-1, "3", 1.5, True])
+@pytest.mark.parametrize("batch", [0, -1, "3", 1.5, True])
 def test_flushbuf_batch_must_be_a_batch_number(
     client: FlaskClient, buffer: FakeUpstream, batch: object
 ) -> None:
