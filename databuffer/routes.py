@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -22,9 +23,11 @@ from databuffer.errors import (
     Frozen,
     NotFrozen,
     StorageError,
+    UnknownBatch,
 )
+from databuffer.results import WriteResult
 from databuffer.settings import Settings
-from databuffer.storage import Storage, WriteResult
+from databuffer.storage import Storage
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
@@ -161,13 +164,13 @@ async def send_f(request: Request) -> Response:
         svc.inflight -= 1
     metrics = svc.metrics
     if result.resp == "CREATED":
-        metrics.ingested_bytes.inc(result.bytes)
+        metrics.ingested_bytes.inc(result.size)
         metrics.ingested_chunks.inc()
         if result.frozen:
             metrics.freezes.inc()
             logger.info("batch frozen by a write", extra={"batch": result.batch})
         if freeze_at:
-            metrics.fill_ratio.set(result.buff_size / freeze_at)
+            metrics.fill_ratio.set(result.stat.stored_bytes / freeze_at)
         return JSONResponse(result.as_json(), status_code=201)
     metrics.duplicates.inc()
     return JSONResponse(result.as_json(), status_code=200)
@@ -240,15 +243,15 @@ async def upd_dsc(request: Request) -> Response:
     return JSONResponse(
         {
             "resp": "FROZEN" if result.frozen else "WAITING",
-            "n_itm": st.n_itm,
-            "buff_size": st.buff_size,
+            "n_itm": st.stored_files,
+            "buff_size": st.stored_bytes,
             "batch": st.batch,
         }
     )
 
 
 async def clean_all(request: Request) -> Response:
-    """Archive the frozen batch, reset the counters and accept data again."""
+    """Archive the frozen (or, forced, the current) batch, or the one named; reopen the buffer."""
     svc = service(request)
     svc.check_token(request)
     doc = await admin_json(request, empty_ok=True)
@@ -258,22 +261,16 @@ async def clean_all(request: Request) -> Response:
     force = doc.get("force", False)
     if not isinstance(force, bool):
         raise InvalidInput("force", "must be true or false")
-    result = await anyio.to_thread.run_sync(svc.storage.flush, msg, force)
-    svc.metrics.flushes.inc()
-    svc.metrics.fill_ratio.set(0)
-    logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
-    return JSONResponse(
-        {
-            "resp": "CLEANED",
-            "batch": result.batch,
-            "archive": result.archive,
-            "n_f": result.n_f,
-            "bt_wrt": result.bt_wrt,
-            # The file list (100,000 names for a large batch) stays in the archive's
-            # manifest.json and in /batches: this answer travels through every hop.
-            "manifest": {k: v for k, v in result.manifest.items() if k != "files"},
-        }
-    )
+    batch = doc.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise InvalidInput("batch", "must be a batch number (an integer from 1) or null")
+    flush = functools.partial(svc.storage.flush, msg, batch=batch, force=force)
+    result = await anyio.to_thread.run_sync(flush)
+    if not result.already_flushed:
+        svc.metrics.flushes.inc()
+        svc.metrics.fill_ratio.set(0)
+        logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
+    return JSONResponse(result.as_json())
 
 
 async def healthz(request: Request) -> Response:
@@ -321,6 +318,7 @@ STORAGE_ANSWERS: dict[type[StorageError], tuple[int, bool]] = {
     Busy: (503, True),
     Conflict: (409, False),
     NotFrozen: (409, False),
+    UnknownBatch: (404, False),
     ArchiveFailed: (500, False),
     DiskFull: (507, False),
     StorageError: (500, False),

@@ -13,11 +13,6 @@ import orjson
 
 from glitchflow_core.edge import EdgeError
 
-CONNECT_ATTEMPTS = 3
-"""Tries when the connection is refused: nothing was sent, so any request may be repeated."""
-BACKOFF_BASE = 0.05
-"""First pause, in seconds, before retrying a refused connection; doubled each try, jittered."""
-
 
 class Answer(NamedTuple):
     """What the next service answered, read whole: status, body and (case-insensitive) headers.

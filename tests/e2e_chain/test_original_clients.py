@@ -29,6 +29,7 @@ SAMPLE_CHUNK = orjson.dumps(
         "t": [GPS, GPS + 1 / 4096, GPS + 2 / 4096, GPS + 3 / 4096],
     }
 )
+SECOND_CHUNK = orjson.dumps({"h": [1e-21, 2e-21, 3e-21, 4e-21], "t": [GPS + 10, 1 / 4096]})
 CLEAN = b'{"msg": "see you space cowboy"}'  # clean.sh
 JSON = {"Content-Type": "application/json"}
 
@@ -109,3 +110,32 @@ def test_open_writers_still_need_admin_tokens(stack_factory, tmp_path) -> None:
         assert (logic.status_code, logic.json()["resp"]) == (401, "UNAUTHORIZED")
         buffer = httpx.post(f"{layout.buffer_url}/cleanall", content=CLEAN, headers=JSON)
         assert (buffer.status_code, buffer.json()["resp"]) == (401, "UNAUTHORIZED")
+
+
+def test_cleanbuf_by_batch_flushes_only_that_batch_and_repeats(stack_factory, tmp_path, disk):
+    _stack, layout = stack_factory(max_size=100, env=OPEN_WRITERS, data_dir=tmp_path / "buf")
+    buf = disk(tmp_path / "buf")
+    admin = {**JSON, "Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        assert api.post("/streamdata", content=SAMPLE_CHUNK, headers=JSON).status_code == 201
+        train = api.post("/train", json={"user": "airflow", "token": ADMIN}).json()
+        assert train["resp"] == "FROZEN"
+        batch = train["batch"]
+        body = {"msg": "dag", "batch": batch}
+        first = api.post("/cleanbuf", json=body, headers=admin)
+        assert first.status_code == 200, first.text
+        assert (first.json()["resp"], first.json()["batch"]) == ("CLEANED", batch)
+        archive = first.json()["archive"]
+        assert len(buf.archived_files(archive)) == 1
+        # The DAG repeats its call after a lost answer: CLEANED again, nothing else touched.
+        assert api.post("/streamdata", content=SECOND_CHUNK, headers=JSON).status_code == 201
+        again = api.post("/cleanbuf", json=body, headers=admin)
+        assert again.status_code == 200, again.text
+        assert (again.json()["archive"], again.json()["body"]["already_flushed"]) == (
+            archive,
+            True,
+        )
+        assert len(buf.files()) == 1
+        assert set(buf.archives()) == {archive}
+        unknown = api.post("/cleanbuf", json={"msg": "dag", "batch": batch + 99}, headers=admin)
+        assert (unknown.status_code, unknown.json()["resp"]) == (404, "UNKNOWN_BATCH")
