@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -293,6 +294,15 @@ def answer(exc: EdgeError) -> tuple[int, bytes, dict[str, str]]:
     return exc.status, orjson.dumps(exc.body()), exc.headers()
 
 
+def http_error(status: int) -> Refused:
+    """A framework's own refusal (unknown path, wrong method): ``{"resp": "NOT_FOUND"}``..."""
+    try:
+        resp = HTTPStatus(status).name
+    except ValueError:
+        resp = "ERROR"
+    return Refused(status, resp)
+
+
 def _count(metrics: ServiceMetrics | None, exc: EdgeError) -> None:
     if metrics is not None:
         metrics.refusals.labels(exc.refusal).inc()
@@ -306,10 +316,15 @@ def install_starlette(
     also: Iterable[tuple[type[Exception], Callable[[Exception], EdgeError]]] = (),
 ) -> None:
     """Answer `EdgeError` (and the ``also`` exceptions, converted) in a Starlette app."""
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import Response
 
-    converters = list(also)
+    def routing_error(exc: Exception) -> EdgeError:
+        assert isinstance(exc, HTTPException)
+        return http_error(exc.status_code)
+
+    converters = [*also, (HTTPException, routing_error)]
 
     async def handle(request: Request, exc: Exception) -> Response:
         edge = exc if isinstance(exc, EdgeError) else _convert(exc, converters)
@@ -355,8 +370,7 @@ def install_flask(app: Flask, metrics: Callable[[], ServiceMetrics | None]) -> N
     def handle_http(exc: HTTPException) -> Response:
         if exc.code == 413:
             return handle(TooLarge(app.config["MAX_CONTENT_LENGTH"]))
-        resp = (exc.name or "error").upper().replace(" ", "_")
-        return handle(Refused(exc.code or 500, resp, exc.description))
+        return handle(http_error(exc.code or 500))
 
     app.register_error_handler(EdgeError, handle)
     app.register_error_handler(HTTPException, handle_http)

@@ -91,7 +91,7 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., obj
         app = glitchflow_api.create_app(settings)
 
     async def send(method: str, kind: str, **kwargs: object) -> Answer:
-        path = PATHS[name][kind]
+        path = PATHS[name].get(kind, "/no/such/path")
         if name == "datastore_logic":
             answer = _flask(app, method, path, **kwargs)
             app.extensions["glitchflow"]["buffer"].close()
@@ -178,6 +178,16 @@ async def test_bad_request_gets_the_same_answer_from_every_service(
     answer = await service(method, kind, **request_kwargs)
     assert (answer.status, answer.body) == (status, body)
     assert answer.headers["content-type"].startswith("application/json")
+
+
+async def test_unknown_path_is_404_not_found_everywhere(service: Callable[..., object]) -> None:
+    answer = await service("GET", "nowhere")
+    assert (answer.status, answer.body) == (404, {"resp": "NOT_FOUND"})
+
+
+async def test_wrong_method_is_405_everywhere(service: Callable[..., object]) -> None:
+    answer = await service("GET", "admin")
+    assert (answer.status, answer.body) == (405, {"resp": "METHOD_NOT_ALLOWED"})
 
 
 @pytest.mark.parametrize("kind", ["admin", "write"])
