@@ -37,8 +37,8 @@ from glitchflow_core.edge import (
     Unauthorized,
     bounded_int,
     install_starlette,
-    json_object,
     read_body_async,
+    request_object,
     require_media,
 )
 from glitchflow_core.metrics import ServiceMetrics
@@ -139,7 +139,7 @@ async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
     body = await read_body(request, ADMIN_BODY_LIMIT)
     if body.strip():
         require_media(request.headers.get("content-type"))
-    return json_object(body, empty_ok=empty_ok)
+    return request_object(body, empty_ok=empty_ok)
 
 
 # --------------------------------------------------------------------------- endpoints

@@ -21,9 +21,9 @@ from glitchflow_core.edge import (
     Unauthorized,
     bounded_int,
     read_body_sync,
+    request_object,
     require_media,
 )
-from glitchflow_core.edge import json_object as json_body_object
 from glitchflow_core.metrics import ServiceMetrics
 from glitchflow_core.sizes import format_size
 from glitchflow_core.upstream import UpstreamError, UpstreamFailure, json_object
@@ -148,7 +148,7 @@ def _count_write(upstream: Any) -> None:
 
 def _json_body() -> dict[str, Any]:
     require_media(request.content_type)
-    return json_body_object(_read_body(ADMIN_BODY_LIMIT), empty_ok=True)
+    return request_object(_read_body(ADMIN_BODY_LIMIT), empty_ok=True)
 
 
 @bp.post("/freezeds")

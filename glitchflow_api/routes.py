@@ -33,9 +33,9 @@ from glitchflow_core.edge import (
     first_validation_error,
     query_int_doc,
     read_body_async,
+    request_object,
     require_media,
 )
-from glitchflow_core.edge import json_object as json_body_object
 from glitchflow_core.upstream import Answer, UpstreamError, UpstreamFailure, json_object
 
 router = APIRouter()
@@ -93,7 +93,7 @@ async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody:
     require_media(request.headers.get("content-type"), empty_ok=True)
     body = await read_body_async(request.headers, request.stream(), ADMIN_BODY_LIMIT)
     try:
-        return model.model_validate(json_body_object(body))
+        return model.model_validate(request_object(body))
     except ValidationError as exc:
         raise first_validation_error(exc.errors()) from None
 

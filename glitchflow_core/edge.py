@@ -235,7 +235,7 @@ def read_body_sync(headers: Mapping[str, str], read: Callable[[int], bytes], lim
         reader.add(part)
 
 
-def json_object(body: bytes, *, empty_ok: bool = False) -> dict[str, Any]:
+def request_object(body: bytes, *, empty_ok: bool = False) -> dict[str, Any]:
     """The JSON object of an admin body; `InvalidInput` naming ``body`` otherwise."""
     if not body.strip():
         if empty_ok:

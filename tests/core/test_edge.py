@@ -14,8 +14,8 @@ from glitchflow_core.edge import (
     UnsupportedMediaType,
     answer,
     bounded_int,
-    json_object,
     read_body_sync,
+    request_object,
     require_media,
 )
 
@@ -90,9 +90,9 @@ def test_bad_content_length_is_400() -> None:
     ("body", "reason"),
     [(b"", "is required"), (b"{", "is not valid JSON"), (b"[1]", "must be a JSON object")],
 )
-def test_json_object_names_the_body(body: bytes, reason: str) -> None:
+def test_request_object_names_the_body(body: bytes, reason: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        json_object(body)
+        request_object(body)
     assert (info.value.field, info.value.reason) == ("body", reason)
 
 
