@@ -11,12 +11,11 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from glitchflow_core.settings import ENV_PREFIX, aliased
+from glitchflow_core.settings import ENV_PREFIX, aliased, http_url
 
 DEFAULT_REGION = "us-east-1"
 
@@ -91,12 +90,7 @@ class ArchiveSettings(BaseSettings):
     @field_validator("archive_s3_endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("must be an http(s) URL like http://127.0.0.1:8333")
-        return value.rstrip("/")
+        return http_url(value) if value else None
 
     @field_validator("archive_s3_credentials_file")
     @classmethod
