@@ -31,6 +31,7 @@ from databuffer.eventlog import EventLog, utc_iso
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_archive import (
+    BATCH_NAME_RE,
     UPLOADED,
     ArchiveError,
     BatchRef,
@@ -49,6 +50,8 @@ UPLOADING = "uploading"
 RETRYING = "retrying"
 UPLOADED_STATE = "uploaded"
 FAILED = "failed"
+RESCAN_SECONDS = 5.0
+"""How often an idle uploader looks for archived batches it was not told about."""
 RETRY_BASE_DELAY = 0.5
 """First pause, in seconds, after a failed upload; doubling up to ``ARCHIVE_RETRY_MAX_DELAY``."""
 
@@ -130,20 +133,28 @@ class Uploader:
 
     def start(self) -> int:
         """Queue every local batch not yet uploaded and start the thread; how many were queued."""
-        queued = 0
-        for name in sorted(self.local.names()):
-            if name.startswith(".") or not (self.root / name / MANIFEST).is_file():
-                continue
-            marker = self._marker(name)
-            if marker is None:
-                self.submit(name)
-                queued += 1
-            elif not marker.get("local_copy", False):
-                self._remove_chunks(name)  # a crash came between the marker and the removal
+        queued = self._queue_waiting()
         self._thread = threading.Thread(target=self._run, name="archive-upload", daemon=True)
         self._thread.start()
         if queued:
             self.log.append("upload_resume", batches=queued, store=self.store.location(""))
+        return queued
+
+    def _queue_waiting(self) -> int:
+        """Queue the complete local batches neither uploaded nor known yet; how many."""
+        queued = 0
+        for name in sorted(self.local.names()):
+            if not BATCH_NAME_RE.match(name) or not (self.root / name / MANIFEST).is_file():
+                continue
+            marker = self._marker(name)
+            if marker is None:
+                with self._lock:
+                    known = name in self._states
+                if not known:
+                    self.submit(name)
+                    queued += 1
+            elif not marker.get("local_copy", False) and self._has_chunks(name):
+                self._remove_chunks(name)  # a crash came between the marker and the removal
         return queued
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -154,6 +165,8 @@ class Uploader:
 
     def submit(self, name: str) -> dict[str, Any]:
         """Queue batch ``name`` (a folder of the archive) unless queued or uploaded; its state."""
+        if self._marker(name) is not None:
+            return self.batch_state(name)  # a repeated flush of an uploaded batch
         with self._lock:
             state = self._states.get(name)
             if state is None or state["state"] == FAILED:
@@ -211,10 +224,15 @@ class Uploader:
     # ----------------------------------------------------------------- work
 
     def _run(self) -> None:
+        idle_since = time.monotonic()
         while not self._stop.is_set():
             try:
                 name = self._queue.get(timeout=0.5)
             except queue.Empty:
+                # Batches archived by another path than /cleanall are found here too.
+                if time.monotonic() - idle_since >= RESCAN_SECONDS:
+                    self._queue_waiting()
+                    idle_since = time.monotonic()
                 continue
             try:
                 self._upload_with_retries(name)
@@ -272,6 +290,9 @@ class Uploader:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
         fsync_dir(folder)
+
+    def _has_chunks(self, name: str) -> bool:
+        return any(entry.name not in (MANIFEST, UPLOADED) for entry in os.scandir(self.root / name))
 
     def _marker(self, name: str) -> dict[str, Any] | None:
         try:

@@ -10,6 +10,7 @@ from glitchflow_archive.local import LocalArchive
 from glitchflow_archive.s3 import S3Archive, StoreRefused, StoreUnavailable
 from glitchflow_archive.settings import ArchiveSettings, S3Location
 from glitchflow_archive.store import (
+    BATCH_NAME_RE,
     LATEST,
     MANIFEST,
     ArchiveError,
@@ -28,6 +29,7 @@ from glitchflow_archive.tiered import UPLOADED, TieredArchive, open_archive
 from glitchflow_archive.transfer import upload_batch, verify_stored
 
 __all__ = [
+    "BATCH_NAME_RE",
     "LATEST",
     "MANIFEST",
     "UPLOADED",

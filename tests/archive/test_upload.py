@@ -197,3 +197,20 @@ def test_damaged_local_copy_is_kept_and_reported(
     assert victim in state["error"]
     assert victim in chunk_files(tmp_path / "archive" / name)
     assert S3Archive(s3.location(bucket)).list_batches() == []
+
+
+def test_a_batch_archived_while_running_is_found_and_resubmitting_it_changes_nothing(
+    tmp_path: Path,
+    s3: SeaweedS3,
+    bucket: str,
+    archive_local: Callable[..., str],
+    make_uploader: Callable[..., Uploader],
+) -> None:
+    (tmp_path / "archive").mkdir()
+    uploader = make_uploader(tmp_path, s3, bucket)
+    assert uploader.start() == 0
+    name = archive_local(tmp_path, chunks=2)  # not submitted: the idle rescan finds it
+    wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
+    # A repeated flush of the batch (it names its batch id) submits it again: nothing to do.
+    assert uploader.submit(name)["state"] == UPLOADED_STATE
+    assert uploader.status()["pending"] == 0
