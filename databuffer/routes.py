@@ -306,7 +306,9 @@ async def readyz(request: Request) -> Response:
         raise Refused(503, "NOT_READY", detail) from exc
     uploader = service(request).uploader
     if uploader is not None:
-        store = await anyio.to_thread.run_sync(uploader.probe)
+        # The uploader's own view (its last request, or its idle probe): no I/O here, so a
+        # store that hangs never makes the probe itself time out.
+        store = uploader.status()
         if not store["reachable"]:
             # Ingest and flushes go on (archives wait in the local folder): degraded, not down.
             reason = f"archive store unreachable: {store['error']}"

@@ -51,7 +51,8 @@ RETRYING = "retrying"
 UPLOADED_STATE = "uploaded"
 FAILED = "failed"
 RESCAN_SECONDS = 5.0
-"""How often an idle uploader looks for archived batches it was not told about."""
+"""How often an idle uploader asks the store whether it answers, and looks for archived batches
+it was not told about."""
 RETRY_BASE_DELAY = 0.5
 """First pause, in seconds, after a failed upload; doubling up to ``ARCHIVE_RETRY_MAX_DELAY``."""
 
@@ -224,13 +225,16 @@ class Uploader:
     # ----------------------------------------------------------------- work
 
     def _run(self) -> None:
+        self.probe()
         idle_since = time.monotonic()
         while not self._stop.is_set():
             try:
                 name = self._queue.get(timeout=0.5)
             except queue.Empty:
-                # Batches archived by another path than /cleanall are found here too.
+                # While idle: is the store still there (for /readyz, which does no I/O), and
+                # batches archived by another path than /cleanall.
                 if time.monotonic() - idle_since >= RESCAN_SECONDS:
+                    self.probe()
                     self._queue_waiting()
                     idle_since = time.monotonic()
                 continue
