@@ -6,16 +6,25 @@ sent again, so a repeat after a crash or a lost connection sends only what is mi
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from glitchflow_archive.store import (
     MANIFEST,
     ArchiveStore,
     BatchRef,
+    FileEntry,
     FileMismatch,
     Manifest,
+    WritableStore,
 )
 
+UPLOAD_THREADS = 4
+"""Requests in flight to the store at once: each file is one small PUT or HEAD whose time is
+mostly the round trip, so a few overlap well (the boto3 client is thread-safe)."""
 
-def upload_batch(source: ArchiveStore, target: ArchiveStore, ref: BatchRef) -> Manifest:
+
+def upload_batch(source: ArchiveStore, target: WritableStore, ref: BatchRef) -> Manifest:
     """Put batch ``ref`` of ``source`` into ``target``: every chunk file, then ``manifest.json``.
 
     The source files are checked against the manifest as they are read (a damaged local copy is
@@ -35,21 +44,27 @@ def upload_batch(source: ArchiveStore, target: ArchiveStore, ref: BatchRef) -> M
     manifest = source.read_manifest(ref)
     raw = source.read_bytes(ref.name, MANIFEST)
     if target.head(ref.name, MANIFEST) is None:
-        for entry, data in source.read_verified(ref, manifest):
-            if not _stored_as_listed(target, ref.name, entry.name, entry.nbytes, entry.sha256):
-                target.put(ref.name, entry.name, data, entry.sha256)
-        # Last: from now on the batch is listed, whole.
+        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive-upload") as pool:
+            sending: deque[Future[None]] = deque()
+            for entry, data in source.read_verified(ref, manifest):
+                sending.append(pool.submit(_send_unless_stored, target, ref.name, entry, data))
+                while len(sending) > 2 * UPLOAD_THREADS:
+                    sending.popleft().result()  # bounded memory; the first error stops it
+            for future in sending:
+                future.result()
+        # Last, once every file is stored: from now on the batch is listed, whole.
         target.put(ref.name, MANIFEST, raw)
     verify_stored(target, ref, manifest)
     return manifest
 
 
-def _stored_as_listed(target: ArchiveStore, name: str, file: str, nbytes: int, sha256: str) -> bool:
-    stored = target.head(name, file)
-    return stored is not None and stored.nbytes == nbytes and stored.sha256 == sha256
+def _send_unless_stored(target: WritableStore, name: str, entry: FileEntry, data: bytes) -> None:
+    stored = target.head(name, entry.name)
+    if stored is None or (stored.nbytes, stored.sha256) != (entry.nbytes, entry.sha256):
+        target.put(name, entry.name, data, entry.sha256)
 
 
-def verify_stored(target: ArchiveStore, ref: BatchRef, manifest: Manifest) -> None:
+def verify_stored(target: WritableStore, ref: BatchRef, manifest: Manifest) -> None:
     """Check that ``target`` holds every file of ``manifest`` with its size and sha256, as the
     store itself recorded them (no byte is read back).
 
@@ -58,8 +73,10 @@ def verify_stored(target: ArchiveStore, ref: BatchRef, manifest: Manifest) -> No
     FileMismatch
         A file is missing or differs.
     """
-    for entry in manifest.files:
-        stored = target.head(ref.name, entry.name)
+    with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="archive-verify") as pool:
+        heads = pool.map(lambda e: target.head(ref.name, e.name), manifest.files)
+        found = list(zip(manifest.files, heads, strict=True))
+    for entry, stored in found:
         if stored is None:
             raise FileMismatch(f"batch {ref.name}: {entry.name} is missing in the store")
         if stored.nbytes != entry.nbytes or stored.sha256 != entry.sha256:
