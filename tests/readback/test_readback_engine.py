@@ -10,7 +10,7 @@ import pytest
 
 from databuffer.readback import DataNotFound, ReadBack, sample_bounds, stitch
 from databuffer.storage import Storage
-from glitchflow_archive import LocalArchive
+from glitchflow_archive import ArchiveError, LocalArchive
 from glitchflow_core.chunk import parse_chunk
 from glitchflow_core.edge import InvalidInput
 
@@ -182,3 +182,13 @@ def test_stitch_joins_adjacent_pieces_and_trims_overlap() -> None:
     assert len(segments) == 1 and segments[0].samples().tolist() == list(range(8))
     gapped = stitch([(0.0, 1.0, a), (10.0, 1.0, c)])
     assert [(s.t0, s.n) for s in gapped] == [(0.0, 4), (10.0, 2)]
+
+
+def test_an_archived_file_that_differs_from_its_manifest_is_refused(storage, samples) -> None:
+    stream(storage, samples, range(2))
+    storage.flush("archived", force=True)
+    chunk_file = sorted(p for p in storage.archive_dir.rglob("*.json") if "__" in p.name)[0]
+    # Same length, one letter changed: only the sha256 can tell.
+    chunk_file.write_bytes(chunk_file.read_bytes().replace(b"e-", b"E-", 1))
+    with pytest.raises(ArchiveError, match="does not match its manifest sha256"):
+        readback(storage).read(CHANNEL, T0, T0 + 1024 * DT)
