@@ -308,6 +308,14 @@ class ReadBack:
         """The chunk files of ``channel`` overlapping the range, and whether the channel exists."""
         pieces: list[Piece] = []
         known = False
+        # The buffer first, the archive second: a flush in between then shows its files twice
+        # (the buffer's copy is gone when read, and the read starts again), never nowhere.
+        for batch, folder, spans in self.live_spans(channel, start, end):
+            if spans is None:
+                continue
+            known = True
+            for span in spans:
+                pieces.append(Piece(span, batch, (folder / span.name).read_bytes))
         for archived in self.archived.batches():
             index = archived.indexes.get(channel)
             if index is None:
@@ -316,12 +324,6 @@ class ReadBack:
             for span in index.between(start, end):
                 read = self.archived.reader(archived, span.name)
                 pieces.append(Piece(span, archived.ref.batch, read))
-        for batch, folder, spans in self.live_spans(channel, start, end):
-            if spans is None:
-                continue
-            known = True
-            for span in spans:
-                pieces.append(Piece(span, batch, (folder / span.name).read_bytes))
         pieces.sort(key=lambda p: (p.span.start, p.order))
         return pieces, known
 
