@@ -9,4 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+[ "${GLITCHFLOW_SKIP_AIRFLOW_TESTS:-}" = 1 ] || bash scripts/airflow-venv.sh  # Airflow for tests/dags
 exec .venv/bin/python -m pytest "$@"
