@@ -1,0 +1,237 @@
+"""Export an archived batch to one HDF5 file written by gwpy.
+
+Layout (every dataset written by gwpy's own HDF5 writers)::
+
+    /<channel>/<NNNN>            raw TimeSeries, one per contiguous segment (NNNN from 0000)
+    /segments/<channel>          DataQualityFlag: known = the channel's span, active = segments
+    /conditioned/<channel>/<NNNN> conditioned TimeSeries (with a conditioning config)
+    /qtransform/<channel>/<NNNN>  Q-transform Spectrogram (with a [qtransform] section)
+
+The root's attributes say what the file is: format, batch, archive, channels, chunk count, pad
+gaps, conditioning steps. Read one channel with
+``TimeSeriesDict.read(path, group=channel)`` or one segment with
+``TimeSeries.read(path, path=f"{channel}/0000")``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from glitchflow_archive import ArchiveStore, BatchRef, Manifest
+from glitchflow_core.chunk import Chunk, ChunkError, parse_chunk
+from glitchflow_dataset.condition import Conditioning, condition_series, q_tiles
+from glitchflow_dataset.errors import DatasetError
+from glitchflow_dataset.segments import Segment, join_segments, pad_gaps
+
+FORMAT = "glitchflow-dataset/1"
+UNIT = "strain"
+"""Every channel the buffer carries is detector strain (dimensionless)."""
+SEGMENTS_GROUP = "segments"
+CONDITIONED_GROUP = "conditioned"
+QTRANSFORM_GROUP = "qtransform"
+
+
+@dataclass(slots=True)
+class ExportSummary:
+    """What an export wrote."""
+
+    out: Path
+    batch: int
+    archive: str
+    chunks: int
+    chunk_bytes: int
+    channels: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        segs = sum(len(s) for s in self.channels.values())
+        return (
+            f"exported batch {self.batch} ({self.chunks} chunks, {self.chunk_bytes} bytes, "
+            f"{len(self.channels)} channels, {segs} segments) to {self.out}"
+        )
+
+
+def read_chunks(store: ArchiveStore, ref: BatchRef, manifest: Manifest) -> Iterator[Chunk]:
+    """Every chunk of the batch, verified against the manifest and parsed by the services' parser.
+
+    Raises
+    ------
+    glitchflow_archive.ArchiveError
+        A file is missing, unlisted or differs from the manifest.
+    DatasetError
+        A file is not a valid chunk.
+    """
+    for entry, data in store.read_verified(ref, manifest):
+        try:
+            # Every sample takes at least two bytes: this bound never refuses a stored chunk.
+            yield parse_chunk(data, max_samples=max(len(data) // 2, 1))
+        except ChunkError as exc:
+            raise DatasetError(
+                f"batch {ref.name}: {entry.name} is not a valid chunk ({exc})"
+            ) from exc
+
+
+@contextlib.contextmanager
+def atomic_output(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out``, renamed to ``out`` (fsynced) only if the block succeeds."""
+    out = Path(out)
+    if out.is_dir():
+        raise DatasetError(f"--out {out} is a folder")
+    if not out.parent.is_dir():
+        raise DatasetError(f"--out {out}: folder {out.parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _series(segment: Segment):  # -> gwpy TimeSeries
+    from gwpy.timeseries import TimeSeries
+
+    # t0 and dt are given as the floats the chunks carried, so they read back bit-exact.
+    return TimeSeries(
+        segment.samples(),
+        t0=segment.t0,
+        dt=segment.dt,
+        unit=UNIT,
+        name=segment.channel,
+        channel=segment.channel,
+    )
+
+
+def export_batch(
+    store: ArchiveStore,
+    ref: BatchRef,
+    out: Path,
+    *,
+    pad: bool = False,
+    conditioning: Conditioning | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExportSummary:
+    """Write batch ``ref`` of ``store`` to the HDF5 file ``out``.
+
+    Everything is read and checked before the file is written, and the file is written under a
+    temporary name and renamed: on any error no output file is left.
+
+    Parameters
+    ----------
+    store, ref
+        The archive and the batch (see `glitchflow_archive.ArchiveStore.resolve`).
+    out : Path
+        The HDF5 file to write (replaced if it exists).
+    pad : bool
+        One series per channel with NaN in the gaps, instead of one series per segment.
+    conditioning : Conditioning, optional
+        Conditioned copies and Q-transform tiles to add.
+
+    Raises
+    ------
+    glitchflow_archive.ArchiveError, DatasetError
+        With a one-line message naming the problem.
+    """
+    manifest = store.read_manifest(ref)
+    chunks = list(read_chunks(store, ref, manifest))
+    if not chunks:
+        raise DatasetError(f"batch {ref.name} holds no chunks")
+    joined = join_segments(chunks)
+    summary = ExportSummary(
+        Path(out),
+        ref.batch,
+        ref.name,
+        len(chunks),
+        manifest.nbytes,
+        {ch: [(s.t0, s.end) for s in segs] for ch, segs in joined.items()},
+    )
+    del chunks
+    # Imported once the batch is known good: a bad batch fails fast, without gwpy's import time.
+    import h5py
+    from gwpy.segments import DataQualityDict, DataQualityFlag
+
+    flags = DataQualityDict()
+    for channel, segments in joined.items():
+        flags[channel] = DataQualityFlag(
+            channel,
+            known=[(segments[0].t0, segments[-1].end)],
+            active=[(s.t0, s.end) for s in segments],
+        )
+        if pad:
+            joined[channel] = [pad_gaps(segments)]
+
+    with atomic_output(Path(out)) as tmp, h5py.File(tmp, "w") as h5f:
+        for channel, segments in joined.items():
+            for index, segment in enumerate(segments):
+                series = _series(segment)
+                path = f"{channel}/{index:04d}"
+                series.write(h5f, path=path, format="hdf5", compression=None)
+                if conditioning is not None:
+                    _write_conditioned(h5f, path, series, conditioning, summary)
+        flags.write(h5f, path=SEGMENTS_GROUP, format="hdf5")
+        h5f.attrs.update(
+            {
+                "format": FORMAT,
+                "batch": ref.batch,
+                "archive": ref.name,
+                "source": ref.location,
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "chunks": summary.chunks,
+                "chunk_bytes": summary.chunk_bytes,
+                "channels": orjson.dumps(sorted(joined)).decode(),
+                "unit": UNIT,
+                "pad_gaps": pad,
+                "conditioning": conditioning.describe() if conditioning else "none",
+                "conditioning_config": conditioning.as_json() if conditioning else "{}",
+                "conditioning_skipped": orjson.dumps(summary.skipped).decode(),
+                "manifest": orjson.dumps(
+                    {k: v for k, v in manifest.doc.items() if k != "files"}
+                ).decode(),
+            }
+        )
+        if progress:
+            progress(summary.line())
+    return summary
+
+
+def _write_conditioned(
+    h5f, path: str, series, conditioning: Conditioning, summary: ExportSummary
+) -> None:
+    """Conditioned copy and Q-transform of one segment; a segment too short is skipped, noted."""
+    steps = conditioning.describe()
+    if conditioning.time_domain:
+        try:
+            conditioned = condition_series(series, conditioning)
+        except ValueError as exc:
+            summary.skipped.append(f"{CONDITIONED_GROUP}/{path}: {exc}")
+        else:
+            target = f"{CONDITIONED_GROUP}/{path}"
+            conditioned.write(h5f, path=target, format="hdf5", compression=None)
+            # On the group: gwpy reads every dataset attribute back as a constructor argument.
+            h5f[CONDITIONED_GROUP].attrs["conditioning"] = steps
+    if conditioning.qtransform:
+        try:
+            tiles = q_tiles(series, conditioning.qtransform)
+        except ValueError as exc:
+            summary.skipped.append(f"{QTRANSFORM_GROUP}/{path}: {exc}")
+        else:
+            tiles.write(h5f, path=f"{QTRANSFORM_GROUP}/{path}", format="hdf5")
+            h5f[QTRANSFORM_GROUP].attrs["conditioning"] = steps
