@@ -47,7 +47,7 @@ def _failure(path: str, status: int, doc: dict[str, Any], text: str) -> AirflowE
     said = " ".join(
         f"{key}={doc[key]!r}" for key in ("resp", "upstream", "detail", "body") if key in doc
     )
-    message = f"{path} answered {status}: {said or text[:500]!r}"
+    message = f"{path} answered {status}: {said or repr(text[:500])}"
     return ApiRefused(message) if 400 <= status < 500 else ApiFailed(message)
 
 
