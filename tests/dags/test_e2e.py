@@ -1,9 +1,12 @@
 """The whole cycle with ``dag.test()`` against the three services as real processes.
 
-The real H1/L1/V1 second that ships with gwpy is streamed until the buffer freezes; the DAG then
-flushes the batch, exports it with ``glitchflow export``, trains ``glitchflow train-ref`` on it,
-and records what it did. The batch must be archived, the HDF5 must read back equal to what was
-accepted, the report must exist, and the buffer must take data again.
+Six seconds of synthetic noise with glitches, then the real H1/L1/V1 second that ships with gwpy
+are streamed until the buffer freezes (during the real strain). The DAG then flushes the batch,
+exports it with ``glitchflow export``, trains ``glitchflow train-ref`` on it, and records what it
+did. The batch must be archived, the HDF5 must read back equal to what was accepted, the report
+must exist, and the buffer must take data again. The synthetic seconds are there because the
+reference trainer scores only segments of at least 4 s (its whitening filter), and the shipped
+strain is one second long.
 """
 
 from __future__ import annotations
@@ -24,26 +27,33 @@ pytestmark = [
     pytest.mark.slow,
     # gwpy 4.1 still reads astropy's COPY_IF_NEEDED, which astropy 8 deprecates; nothing of ours.
     pytest.mark.filterwarnings(
-        "ignore:COPY_IF_NEEDED is no longer needed:astropy.utils.exceptions.AstropyPendingDeprecationWarning"
+        "ignore:COPY_IF_NEEDED is no longer needed"
+        ":astropy.utils.exceptions.AstropyPendingDeprecationWarning"
     ),
 ]
 
 WRITER = "dag-e2e-writer-token-0123456789"
 ADMIN = "dag-e2e-admin-token-0123456789"
 SERVICE = "dag-e2e-service-token-0123456789"
-MAX_SIZE = 300_000
-"""About 17 of the 48 chunks of 1/16 s: the buffer freezes part-way through the second."""
+SYNTHETIC_RATE = 2048.0
+SYNTHETIC_SECONDS = 6.0
+MAX_SIZE = 520_000
+"""The synthetic seconds (~220 kB) and about 17 of the shipped second's 48 chunks of 1/16 s."""
 
 
-def shipped_chunks() -> list[Any]:
-    """The shipped strain in 1/16-s chunks, channels interleaved in GPS order."""
+def stream_plan() -> list[Any]:
+    """Synthetic noise with two glitches (1-s chunks), then the shipped strain (1/16-s chunks)."""
     import gwpy
 
-    from gwclient.chunks import plan_chunks
+    from gwclient.chunks import chunk_array, plan_chunks
     from gwclient.sources import SHIPPED_SAMPLE, read_file
+    from gwclient.synthetic import synthetic_series
 
+    start = 968_654_500.0
+    noise, _ = synthetic_series("H1", SYNTHETIC_SECONDS, SYNTHETIC_RATE, start, glitches=2)
+    synthetic = chunk_array(noise, start, 1 / SYNTHETIC_RATE, "H1:SYNTHETIC-STRAIN", 1.0)
     path = Path(gwpy.__file__).parent / "testing" / "data" / SHIPPED_SAMPLE
-    return plan_chunks(read_file(path), chunk_seconds=1 / 16)
+    return [*synthetic, *plan_chunks(read_file(path), chunk_seconds=1 / 16)]
 
 
 def stream_until_frozen(api_url: str, chunks: list[Any]) -> tuple[list[Any], list[Any]]:
@@ -78,7 +88,8 @@ def cycle(airflow: Airflow, stack_factory: Callable[..., Any], tmp_path: Path) -
         "GLITCHFLOW_LOG_LEVEL": "WARNING",
     }
     _, layout = stack_factory(max_size=MAX_SIZE, env=tokens, data_dir=data_dir)
-    accepted, rest = stream_until_frozen(layout.api_url, shipped_chunks())
+    accepted, rest = stream_until_frozen(layout.api_url, stream_plan())
+    assert rest[0].dt == 1 / 16384, "the buffer froze before the real strain"
     airflow.env.update(
         {
             "AIRFLOW_CONN_GLITCHFLOW_API": connection_uri(layout.api_url, ADMIN),
