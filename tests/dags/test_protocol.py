@@ -141,3 +141,41 @@ async def test_api_error_fails_the_sensor_with_the_upstreams_message(
     assert failures
     assert all(word in failures[-1] for word in [*words, doc["resp"], str(doc["detail"])])
     assert "up_for_reschedule" not in run.output
+
+
+async def test_flush_names_the_batch_and_a_retry_takes_the_same_archive(
+    airflow: Airflow,
+) -> None:
+    airflow.env.update({"GLITCHFLOW_RETRIES": "1", "GLITCHFLOW_RETRY_DELAY": "0"})
+    archive = "000004-20261202T190000Z"
+    api = ScriptedApi(
+        train=[(200, FROZEN)],
+        cleanbuf=[
+            (502, {"resp": "UPSTREAM_ERROR", "upstream": "databuffer", "detail": "timeout"}),
+            (200, {"resp": "CLEANED", "batch": 4, "archive": archive, "already_flushed": True}),
+        ],
+    )
+    server = await serve(api)
+    try:
+        airflow.env["AIRFLOW_CONN_GLITCHFLOW_API"] = connection_uri(
+            str(server.make_url("")).rstrip("/"), TOKEN
+        )
+        proc = await airflow.start("run", "wait_for_frozen", "flush")
+        out, _ = await asyncio.wait_for(proc.communicate(), 240)
+    finally:
+        await server.close()
+    run = parse_run(out.decode(), proc.returncode or 0)
+
+    assert run.result["tasks"]["flush"] == {"state": "success", "try": 2}, run.output[-3000:]
+    assert run.result["xcom"]["flush.return_value"] == {
+        "batch": 4,
+        "files": 12,
+        "bytes": 34567,
+        "archive": archive,
+        "already_flushed": True,
+    }
+    bodies = [body for _, body, _ in api.calls_to("/cleanbuf")]
+    assert len(bodies) == 2
+    assert bodies[0] == bodies[1]
+    assert bodies[0]["batch"] == 4
+    assert "batch 4" in bodies[0]["msg"]
