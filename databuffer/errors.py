@@ -34,13 +34,25 @@ class Conflict(StorageError):
 
 
 class NotFrozen(StorageError):
-    """Raised by a flush of an OPERATIONAL buffer that was not forced."""
+    """Raised by a flush of the current batch while it is OPERATIONAL, unless forced."""
 
     reason = "NOT_FROZEN"
 
 
+class UnknownBatch(StorageError):
+    """Raised by a flush naming a batch that is neither the current one nor in the archive."""
+
+    reason = "UNKNOWN_BATCH"
+
+    def __init__(self, batch: int, detail: str) -> None:
+        super().__init__(detail)
+        self.batch = batch
+        self.detail = detail
+
+
 class ArchiveFailed(StorageError):
-    """Raised when a flush could not archive the batch; everything was rolled back."""
+    """Raised when a flush could not archive the batch (everything was rolled back), or when the
+    archive of a batch flushed before has no readable manifest (nothing was changed)."""
 
     reason = "ARCHIVE_FAILED"
 

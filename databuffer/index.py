@@ -1,12 +1,30 @@
-"""Per-channel interval index of the stored chunks: O(log n) overlap checks, coverage and gaps."""
+"""Indexes in memory: the current batch's stored files, and where recently archived ones went.
+
+The batch index keeps its files in order, their sizes and per channel an interval index (O(log n)
+overlap checks, coverage and gaps); it is only ever rebuilt from, or kept in step with, the chunk
+files on disk. `ArchivedNames` tells which sealed batch holds a file that is sent again.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
+from typing import Any
 
-from sortedcontainers import SortedKeyList
+from sortedcontainers import SortedKeyList, SortedList
+
+from databuffer.naming import ChunkIdentity, parse_filename
+
+logger = logging.getLogger("databuffer.index")
+
+RECENT_ARCHIVED = 131_072
+"""Archived files still recognised as duplicates when sent again (a retry racing a flush)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +105,91 @@ class ChannelIndex:
 def gaps_between(segments: list[list[float]]) -> list[list[float]]:
     """The holes ``[[end_i, start_i+1], ...]`` between sorted, disjoint segments."""
     return [[a[1], b[0]] for a, b in itertools.pairwise(segments)]
+
+
+class BatchIndex:
+    """The stored files of the current batch: sorted by channel then GPS time, sizes, spans."""
+
+    def __init__(self) -> None:
+        self._ordered: SortedList = SortedList()  # (channel, t0_ns, name)
+        self._sizes: dict[str, int] = {}  # name -> stored bytes
+        self._channels: dict[str, ChannelIndex] = {}
+        self.stored_bytes = 0
+
+    @property
+    def stored_files(self) -> int:
+        """How many chunk files the batch holds."""
+        return len(self._sizes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._sizes
+
+    def add(self, name: str, identity: ChunkIdentity, nbytes: int) -> None:
+        """Record the stored file ``name`` of ``nbytes`` bytes holding the chunk ``identity``."""
+        self._ordered.add((identity.channel, identity.t0_ns, name))
+        self._sizes[name] = nbytes
+        index = self._channels.get(identity.channel)
+        if index is None:
+            index = self._channels[identity.channel] = ChannelIndex()
+        index.add(Span(identity.start, identity.end, identity.dt, name, nbytes))
+        self.stored_bytes += nbytes
+
+    def overlapping(self, identity: ChunkIdentity) -> Span | None:
+        """A stored span of the chunk's channel that overlaps it, or None."""
+        index = self._channels.get(identity.channel)
+        return (
+            None if index is None else index.overlapping(identity.start, identity.end, identity.dt)
+        )
+
+    def names(self, limit: int | None = None, offset: int = 0) -> list[str]:
+        """Stored file names sorted by channel then GPS time; one page with ``limit``."""
+        end = None if limit is None else offset + limit
+        return [name for _, _, name in self._ordered[offset:end]]
+
+    def channels(self) -> dict[str, dict[str, Any]]:
+        """`ChannelIndex.describe` of every channel, by channel name."""
+        return {channel: index.describe() for channel, index in sorted(self._channels.items())}
+
+
+def index_folder(folder: Path) -> tuple[BatchIndex, float | None]:
+    """The index of the chunk files in ``folder``, and the oldest one's mtime (None if none)."""
+    index = BatchIndex()
+    oldest = None
+    unknown = 0
+    for entry in os.scandir(folder):
+        if entry.name.startswith(".") or not entry.is_file():
+            continue
+        identity = parse_filename(entry.name)
+        if identity is None:
+            unknown += 1
+            continue
+        info = entry.stat()
+        index.add(entry.name, identity, info.st_size)
+        oldest = info.st_mtime if oldest is None else min(oldest, info.st_mtime)
+    if unknown:
+        logger.warning("ignoring files that are not chunk files", extra={"count": unknown})
+    return index, oldest
+
+
+class ArchivedNames:
+    """The most recently archived chunk files, by name: which batch and folder hold each.
+
+    Bounded to `RECENT_ARCHIVED` names (oldest forgotten first): enough to recognise a retry
+    that raced with flushes, without holding every name ever archived.
+    """
+
+    def __init__(self, capacity: int = RECENT_ARCHIVED) -> None:
+        self.capacity = capacity
+        self._where: OrderedDict[str, tuple[int, str]] = OrderedDict()
+
+    def get(self, name: str) -> tuple[int, str] | None:
+        """``(batch, archive folder)`` holding the file ``name``, or None when not remembered."""
+        return self._where.get(name)
+
+    def remember(self, batch: int, folder: str, names: Iterable[str]) -> None:
+        """Record that ``folder`` (batch ``batch``) holds the files ``names``."""
+        for name in names:
+            self._where[name] = (batch, folder)
+            self._where.move_to_end(name)
+        while len(self._where) > self.capacity:
+            self._where.popitem(last=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,9 +23,11 @@ from databuffer.errors import (
     Frozen,
     NotFrozen,
     StorageError,
+    UnknownBatch,
 )
+from databuffer.results import WriteResult
 from databuffer.settings import Settings
-from databuffer.storage import Storage, WriteResult
+from databuffer.storage import Storage
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.chunk import ChunkError, parse_chunk
 from glitchflow_core.metrics import ServiceMetrics
@@ -206,13 +209,13 @@ async def send_f(request: Request) -> Response:
         svc.inflight -= 1
     metrics = svc.metrics
     if result.resp == "CREATED":
-        metrics.ingested_bytes.inc(result.bytes)
+        metrics.ingested_bytes.inc(result.size)
         metrics.ingested_chunks.inc()
         if result.frozen:
             metrics.freezes.inc()
             logger.info("batch frozen by a write", extra={"batch": result.batch})
         if freeze_at:
-            metrics.fill_ratio.set(result.buff_size / freeze_at)
+            metrics.fill_ratio.set(result.stat.stored_bytes / freeze_at)
         return JSONResponse(result.as_json(), status_code=201)
     metrics.duplicates.inc()
     return JSONResponse(result.as_json(), status_code=200)
@@ -285,15 +288,15 @@ async def upd_dsc(request: Request) -> Response:
     return JSONResponse(
         {
             "resp": "FROZEN" if result.frozen else "WAITING",
-            "n_itm": st.n_itm,
-            "buff_size": st.buff_size,
+            "n_itm": st.stored_files,
+            "buff_size": st.stored_bytes,
             "batch": st.batch,
         }
     )
 
 
 async def clean_all(request: Request) -> Response:
-    """Archive the frozen batch, reset the counters and accept data again."""
+    """Archive the frozen (or, forced, the current) batch, or the one named; reopen the buffer."""
     svc = service(request)
     svc.check_token(request)
     doc = await json_object(request, empty_ok=True)
@@ -303,22 +306,16 @@ async def clean_all(request: Request) -> Response:
     force = doc.get("force", False)
     if not isinstance(force, bool):
         raise InvalidInput("force", "must be true or false")
-    result = await anyio.to_thread.run_sync(svc.storage.flush, msg, force)
-    svc.metrics.flushes.inc()
-    svc.metrics.fill_ratio.set(0)
-    logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
-    return JSONResponse(
-        {
-            "resp": "CLEANED",
-            "batch": result.batch,
-            "archive": result.archive,
-            "n_f": result.n_f,
-            "bt_wrt": result.bt_wrt,
-            # The file list (100,000 names for a large batch) stays in the archive's
-            # manifest.json and in /batches: this answer travels through every hop.
-            "manifest": {k: v for k, v in result.manifest.items() if k != "files"},
-        }
-    )
+    batch = doc.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise InvalidInput("batch", "must be a batch number (an integer from 1) or null")
+    flush = functools.partial(svc.storage.flush, msg, batch=batch, force=force)
+    result = await anyio.to_thread.run_sync(flush)
+    if not result.already_flushed:
+        svc.metrics.flushes.inc()
+        svc.metrics.fill_ratio.set(0)
+        logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
+    return JSONResponse(result.as_json())
 
 
 async def healthz(request: Request) -> Response:
@@ -406,6 +403,10 @@ async def on_storage_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"resp": "CONFLICT", "detail": exc.detail}, status_code=409)
     if isinstance(exc, NotFrozen):
         return JSONResponse({"resp": "NOT_FROZEN"}, status_code=409)
+    if isinstance(exc, UnknownBatch):
+        return JSONResponse(
+            {"resp": "UNKNOWN_BATCH", "batch": exc.batch, "detail": exc.detail}, status_code=404
+        )
     if isinstance(exc, ArchiveFailed):
         logger.error("flush failed", extra={"detail": exc.detail})
         return JSONResponse(

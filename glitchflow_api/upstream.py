@@ -9,20 +9,13 @@ hop that is CPU-bound at full load.
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from typing import Any
 
 import aiohttp
 import orjson
 
-from glitchflow_core.upstream import (
-    BACKOFF_BASE,
-    CONNECT_ATTEMPTS,
-    Answer,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
+from glitchflow_core.retry import hop_policy
+from glitchflow_core.upstream import Answer, UpstreamTimeout, UpstreamUnreachable
 
 UPSTREAM = "datastore_logic"
 MAX_CONNECTIONS = 256
@@ -35,6 +28,7 @@ class LogicClient:
     def __init__(self, base_url: str, timeout: float, token: str | None) -> None:
         self.base_url = base_url
         self.timeout = timeout
+        self.retry = hop_policy(timeout)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = aiohttp.ClientSession(
             headers=self._headers,
@@ -62,8 +56,8 @@ class LogicClient:
     ) -> Answer:
         """Send one request and read the whole answer, all within the timeout.
 
-        Only refused connections are retried (nothing was sent), with jittered exponential
-        backoff.
+        Only refused connections are retried (nothing was sent), by `hop_policy`: a few quick
+        tries within the timeout. Every answer, 503 with ``Retry-After`` included, is returned.
 
         Raises
         ------
@@ -92,24 +86,24 @@ class LogicClient:
         headers: dict[str, str] | None,
     ) -> Answer:
         url = self.base_url + path
-        deadline = time.monotonic() + self.timeout
-        for attempt in range(CONNECT_ATTEMPTS):
-            try:
-                async with self._session.request(
-                    method, url, params=params, data=content, headers=headers, allow_redirects=False
-                ) as answer:
-                    return Answer(answer.status, await answer.read(), answer.headers)
-            except aiohttp.ClientConnectorError as exc:  # refused, or no such host
-                pause = BACKOFF_BASE * 2**attempt * (0.5 + random.random())  # noqa: S311
-                if attempt + 1 == CONNECT_ATTEMPTS or time.monotonic() + pause > deadline:
-                    raise UpstreamUnreachable(UPSTREAM, _connect_failure(exc)) from exc
-                await asyncio.sleep(pause)
-            except aiohttp.ServerTimeoutError as exc:
-                raise UpstreamTimeout(UPSTREAM, f"no answer within {self.timeout:g} s") from exc
-            except aiohttp.ClientError as exc:
-                detail = f"connection broken before an answer ({type(exc).__name__})"
-                raise UpstreamUnreachable(UPSTREAM, detail) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def send() -> Answer:
+            async with self._session.request(
+                method, url, params=params, data=content, headers=headers, allow_redirects=False
+            ) as answer:
+                return Answer(answer.status, await answer.read(), answer.headers)
+
+        try:
+            return await self.retry.acall(
+                send, idempotent=method == "GET", not_sent=(aiohttp.ClientConnectorError,)
+            )
+        except aiohttp.ClientConnectorError as exc:  # refused, or no such host
+            raise UpstreamUnreachable(UPSTREAM, _connect_failure(exc)) from exc
+        except aiohttp.ServerTimeoutError as exc:
+            raise UpstreamTimeout(UPSTREAM, f"no answer within {self.timeout:g} s") from exc
+        except aiohttp.ClientError as exc:
+            detail = f"connection broken before an answer ({type(exc).__name__})"
+            raise UpstreamUnreachable(UPSTREAM, detail) from exc
 
 
 def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:

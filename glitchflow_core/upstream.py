@@ -11,11 +11,6 @@ from typing import Any, NamedTuple
 
 import orjson
 
-CONNECT_ATTEMPTS = 3
-"""Tries when the connection is refused: nothing was sent, so any request may be repeated."""
-BACKOFF_BASE = 0.05
-"""First pause, in seconds, before retrying a refused connection; doubled each try, jittered."""
-
 
 class Answer(NamedTuple):
     """What the next service answered, read whole: status, body and (case-insensitive) headers.

@@ -1,7 +1,11 @@
 """The ``gwclient`` command: stream strain from GWOSC, a local file or the synthetic source.
 
 Exit status: 0 when every chunk was delivered (created or acknowledged as a duplicate), 1 when any
-was not, 2 for a usage error, 3 when the source could give no data (e.g. GWOSC unreachable).
+was not, 2 for a usage error, 3 when the source could give no data (e.g. GWOSC unreachable), 130
+when stopped by Ctrl-C (after the summary of what was sent).
+
+A frozen buffer (its batch full, waiting for training) holds the stream: gwclient says so once,
+with what frees it, shows how long it has waited, and keeps each chunk waiting up to ``--max-wait``.
 
 The original GWclient's environment variables are honoured: ``GWID`` (event name), ``DTCID``
 (detectors, comma-separated), ``INF`` and ``SUP`` (seconds before and after the event; the sign of
@@ -19,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-EXIT_OK, EXIT_UNDELIVERED, EXIT_USAGE, EXIT_SOURCE = 0, 1, 2, 3
+EXIT_OK, EXIT_UNDELIVERED, EXIT_USAGE, EXIT_SOURCE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EPILOG = """\
 examples:
@@ -29,7 +33,10 @@ examples:
   gwclient --gps 1126259446 1126259478 --detector H1
 
 environment: GLITCHFLOW_URL, GLITCHFLOW_TOKEN; the original GWID, DTCID, INF, SUP, SRV.
-exit status: 0 all delivered, 1 some chunk not delivered, 2 usage error, 3 no data from the source.
+exit status: 0 all delivered, 1 some chunk not delivered, 2 usage error, 3 no data from the source,
+  130 stopped by Ctrl-C (the summary is printed first).
+a frozen buffer holds the stream until its batch is flushed (the Airflow DAG, or
+  client_scripts/cleanbuf.sh); gwclient says so and waits up to --max-wait per chunk.
 """
 
 
@@ -112,7 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--realtime", action="store_true", help="pace chunks at the data rate")
     send.add_argument("--speed", type=float, default=1.0, help="--realtime speed-up factor")
     send.add_argument("--token", help="bearer token (default: $GLITCHFLOW_TOKEN)")
-    send.add_argument("--max-attempts", type=int, default=8, metavar="N")
+    send.add_argument(
+        "--max-attempts",
+        type=int,
+        default=8,
+        metavar="N",
+        help="failed sends of one chunk before giving up; FROZEN waits do not count "
+        "(default %(default)s)",
+    )
     send.add_argument(
         "--max-wait",
         type=float,
@@ -121,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to keep retrying one chunk, frozen buffer included (default %(default)g)",
     )
     send.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per request")
-    send.add_argument("--quiet", "-q", action="store_true", help="only the summary line")
+    send.add_argument(
+        "--quiet", "-q", action="store_true", help="only the summary line (no frozen notices)"
+    )
     return parser
 
 
@@ -181,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--chunk-seconds and --sample-rate must be > 0, --concurrency >= 1")
 
     from gwclient.chunks import plan_chunks
-    from gwclient.sender import TOKEN_ENV, RetryPolicy, send_chunks, stream_url
+    from gwclient.sender import TOKEN_ENV, RetryPolicy, Summary, send_chunks, stream_url
     from gwclient.sources import SourceError
 
     try:
@@ -193,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a channel name or time the API would refuse
         print(f"gwclient: {exc}", file=sys.stderr)
         return EXIT_SOURCE
+    except KeyboardInterrupt:
+        print("gwclient: interrupted before anything was sent", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not chunks:
         print("gwclient: the source gave no samples", file=sys.stderr)
         return EXIT_SOURCE
@@ -204,8 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     token = args.token or os.environ.get(TOKEN_ENV) or None
     retry = RetryPolicy(max_attempts=args.max_attempts, max_elapsed=args.max_wait)
+    summary = Summary()
     try:
-        summary = asyncio.run(
+        asyncio.run(
             send_chunks(
                 chunks,
                 args.url,
@@ -216,13 +236,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 retry=retry,
                 timeout=args.timeout,
                 progress=None if not args.quiet else False,
+                summary=summary,
+                notify=None if args.quiet else _notice,
             )
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # asyncio.run cancelled the stream first: the summary is complete
         print("gwclient: interrupted", file=sys.stderr)
-        return 130
+        print(f"gwclient: {summary.line()}", flush=True)
+        return EXIT_INTERRUPTED
     print(f"gwclient: {summary.line()}")
     return EXIT_OK if summary.ok else EXIT_UNDELIVERED
+
+
+def _notice(text: str) -> None:
+    """One line on stderr, above the progress bar if there is one."""
+    from tqdm import tqdm
+
+    tqdm.write(f"gwclient: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ async def run_demo(
     from gwclient.sources import read_file, shipped_sample_path, synthetic
 
     base = url.rstrip("/")
-    retry = RetryPolicy(wait_frozen=False, max_elapsed=60.0)
+    retry = RetryPolicy(max_elapsed=60.0)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
 
         async def frozen() -> bool:
@@ -74,6 +74,7 @@ async def run_demo(
                 realtime=realtime,
                 retry=retry,
                 session=session,
+                wait_frozen=False,  # the demo stops where the buffer froze
             )
             _say(f"{what}: {summary.line()}")
             held_back = all("FROZEN" in e for e in summary.errors)

@@ -1,77 +1,77 @@
 """Send chunks to ``POST /streamdata``: one aiohttp session, bounded concurrency, safe retries.
 
 A chunk's identity is ``(channel, t0, len(h), dt)`` and the API answers a repeated chunk with
-``DUPLICATE`` instead of storing it twice, so retrying after a lost answer can never double-count.
-What is retried: connection errors and timeouts, 429, and 5xx (503 ``FROZEN`` included, waiting at
-least its ``Retry-After``), with exponential backoff and jitter, capped by attempts and by total
-time per chunk. Other 4xx answers are final. A 401/403 stops the stream (no other chunk could pass),
-and so does a chunk that exhausted its retries, since the service is then down.
+``DUPLICATE`` instead of storing it twice, so ``/streamdata`` is idempotent and a chunk is retried
+by the project's one policy (`glitchflow_core.retry.RetryPolicy`): connection errors and timeouts,
+429 and 5xx (503 ``FROZEN`` included, waiting its ``Retry-After``), with jittered exponential
+backoff, capped by attempts and by total time per chunk. Other 4xx answers are final. A 401/403
+stops the stream (no other chunk could pass), and so does a chunk that exhausted its retries,
+since the service is then down.
+
+A frozen buffer is where the long waits happen: the batch is full and stays frozen until it is
+flushed. `FrozenWatch` says so once, with what frees it, and shows how long the stream has waited.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
-import random
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import tenacity
 
+from glitchflow_core.retry import RetryPolicy, retryable_status
+from glitchflow_core.upstream import Answer
 from gwclient.chunks import Chunk, plan_chunks
 
 TOKEN_ENV = "GLITCHFLOW_TOKEN"  # noqa: S105 - a variable name, not a secret
 STREAM_PATH = "/streamdata"
 MAX_ERRORS_KEPT = 20
+MAX_GAPS_SHOWN = 3
+FROZEN_EVERY = 30.0
+"""Seconds between the lines that show a frozen wait, when there is no progress bar."""
+FROZEN_HELP = (
+    "the buffer is FROZEN: its batch is full and waits to be used for training. It takes data "
+    "again once that batch is flushed, by the Airflow DAG (after training) or by hand with "
+    "client_scripts/cleanbuf.sh (POST /cleanbuf). Waiting up to {max_wait:g} s per chunk "
+    "(--max-wait); Ctrl-C stops with a summary."
+)
+
+__all__ = ["Gap", "RetryPolicy", "Sender", "Summary", "send_chunks", "stream", "stream_async"]
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """When and how long to retry one chunk.
+class Gap:
+    """GPS seconds ``[start, end)`` of one channel that were not delivered."""
 
-    ``max_attempts`` bounds sends that failed (connection errors, 429, 5xx other than FROZEN);
-    ``max_elapsed`` bounds the seconds spent on one chunk, waits for a frozen buffer included (the
-    buffer stays frozen until the training DAG flushes it, which may take minutes).
-    """
+    channel: str
+    start: float
+    end: float
 
-    max_attempts: int = 8
-    max_elapsed: float = 600.0
-    base_delay: float = 0.25
-    max_delay: float = 30.0
-    wait_frozen: bool = True
-    """False: a 503 FROZEN answer is final (the chunk is refused), for callers that stop there."""
-
-    def backoff(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait after the ``failures``-th failure: exponential, half of it jittered."""
-        delay = min(self.max_delay, self.base_delay * 2 ** max(0, failures - 1))
-        return delay / 2 + rng.uniform(0, delay / 2)
-
-    def after_retry_after(self, retry_after: float, rng: random.Random) -> float:
-        """Seconds to wait when the server said ``Retry-After``: that, plus up to 10% jitter."""
-        return retry_after + rng.uniform(0, max(0.05, 0.1 * retry_after))
+    def __str__(self) -> str:
+        return f"{self.channel} GPS {self.start:g}-{self.end:g} ({self.end - self.start:g} s)"
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+def gaps_of(chunks: Sequence[Chunk], delivered: set[int]) -> list[Gap]:
+    """The spans of ``chunks`` whose index is not in ``delivered``, adjacent ones merged."""
+    missing = sorted(
+        (chunks[i] for i in range(len(chunks)) if i not in delivered),
+        key=lambda chunk: (chunk.channel, chunk.t0),
+    )
+    gaps: list[Gap] = []
+    for chunk in missing:
+        end = chunk.t0 + chunk.duration
+        last = gaps[-1] if gaps else None
+        if last and last.channel == chunk.channel and chunk.t0 <= last.end + chunk.dt / 2:
+            gaps[-1] = Gap(last.channel, last.start, max(last.end, end))
+        else:
+            gaps.append(Gap(chunk.channel, chunk.t0, end))
+    return gaps
 
 
 @dataclass
@@ -79,15 +79,18 @@ class Summary:
     """What happened to the chunks of one stream.
 
     ``created`` + ``duplicates`` were delivered (stored, now or before); ``refused`` got a final
-    4xx (409 conflict, 422 invalid, 401 ...); ``failed`` ran out of retries; ``skipped`` were never
-    sent because the stream stopped early.
+    4xx (409 conflict, 422 invalid, 401 ...); ``failed`` ran out of retries; ``interrupted`` were
+    sent but had no answer when the stream was stopped (Ctrl-C); ``skipped`` were never sent.
+    ``gaps`` are the spans of data not delivered.
     """
 
     total: int = 0
+    sent: int = 0
     created: int = 0
     duplicates: int = 0
     refused: int = 0
     failed: int = 0
+    interrupted: int = 0
     skipped: int = 0
     retries: int = 0
     bytes: int = 0
@@ -96,6 +99,7 @@ class Summary:
     elapsed: float = 0.0
     batches: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
 
     @property
     def delivered(self) -> int:
@@ -119,20 +123,73 @@ class Summary:
 
     def line(self) -> str:
         """The one-line summary the CLI prints."""
+        interrupted = f", {self.interrupted} interrupted" if self.interrupted else ""
         text = (
             f"{self.delivered}/{self.total} chunks delivered ({self.created} created, "
             f"{self.duplicates} duplicates, {self.refused} refused, {self.failed} failed, "
-            f"{self.skipped} skipped), {self.bytes / 1e6:.2f} MB and {self.data_seconds:g} s "
+            f"{self.skipped} skipped{interrupted}), {self.sent} sent, "
+            f"{self.bytes / 1e6:.2f} MB and {self.data_seconds:g} s "
             f"of data in {self.elapsed:.2f} s ({self.rate / 1e6:.2f} MB/s, "
-            f"{self.chunk_rate:.1f} chunks/s, {self.retries} retries)"
+            f"{self.chunk_rate:.1f} chunks/s, {self.retries} retries); {self._gaps()}"
         )
         if self.errors:
             text += f"; first error: {self.errors[0]}"
         return text
 
+    def _gaps(self) -> str:
+        if not self.gaps:
+            return "no gaps"
+        shown = ", ".join(str(gap) for gap in self.gaps[:MAX_GAPS_SHOWN])
+        hidden = len(self.gaps) - MAX_GAPS_SHOWN
+        more = f" and {hidden} more" if hidden > 0 else ""
+        return f"{len(self.gaps)} gaps: {shown}{more}"
+
     def _error(self, message: str) -> None:
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(message)
+
+
+class FrozenWatch:
+    """Says once that the buffer is frozen and what frees it, then shows the wait.
+
+    ``notify`` prints a line; with a progress ``bar`` the wait shows as its postfix, without one
+    as a line every `FROZEN_EVERY` seconds.
+    """
+
+    def __init__(self, notify: Callable[[str], None], bar: Any, max_wait: float) -> None:
+        self.notify = notify
+        self.bar = bar
+        self.max_wait = max_wait
+        self.told = False
+        self.since: float | None = None
+        self.shown = 0.0
+
+    def frozen(self) -> None:
+        """A chunk met the frozen buffer and will wait."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = self.shown = now
+            if not self.told:
+                self.notify(FROZEN_HELP.format(max_wait=self.max_wait))
+                self.told = True
+            else:
+                self.notify("the buffer is FROZEN again; waiting")
+        waited = now - self.since
+        if not self.bar.disable:
+            self.bar.set_postfix_str(f"buffer FROZEN, waiting {waited:.0f} s")
+        elif now - self.shown >= FROZEN_EVERY:
+            self.shown = now
+            self.notify(f"the buffer is still FROZEN after {waited:.0f} s; waiting")
+
+    def delivered(self) -> None:
+        """A chunk went in: the buffer takes data again, if it was frozen."""
+        if self.since is None:
+            return
+        waited = time.monotonic() - self.since
+        self.since = None
+        if not self.bar.disable:
+            self.bar.set_postfix_str("")
+        self.notify(f"the buffer takes data again after {waited:.0f} s FROZEN")
 
 
 def stream_url(url: str) -> str:
@@ -156,6 +213,12 @@ def _resp(payload: bytes) -> tuple[str, Any]:
     return str(doc.get("resp", "")), doc.get("detail", doc.get("body"))
 
 
+def _reason(status: int, payload: bytes) -> str:
+    """``409 CONFLICT overlaps ...``: the status, ``resp`` word and detail of an answer."""
+    resp, detail = _resp(payload)
+    return f"{status} {resp or ''} {detail if detail is not None else ''}".strip()
+
+
 def _batch_of(payload: bytes) -> int | None:
     try:
         doc = orjson.loads(payload)
@@ -167,8 +230,16 @@ def _batch_of(payload: bytes) -> int | None:
     return None
 
 
-class _Stop(Exception):
-    """Raised inside a worker to stop the stream (auth refused, or the service is down)."""
+def _frozen(answer: Answer) -> bool:
+    return answer.status_code == 503 and _resp(answer.content)[0] == "FROZEN"
+
+
+class _FinalFrozen(Exception):
+    """Raised by a send that must not wait on a frozen buffer: tenacity does not retry it."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__("FROZEN")
+        self.answer = answer
 
 
 class Sender:
@@ -182,9 +253,10 @@ class Sender:
         token: str | None = None,
         retry: RetryPolicy | None = None,
         summary: Summary | None = None,
-        rng: random.Random | None = None,
         on_done: Callable[[Chunk, str], None] | None = None,
+        on_frozen: Callable[[], None] | None = None,
         stop_on_failure: bool = True,
+        wait_frozen: bool = True,
     ) -> None:
         self.session = session
         self.url = stream_url(url)
@@ -193,9 +265,11 @@ class Sender:
             self.headers["Authorization"] = f"Bearer {token}"
         self.retry = retry or RetryPolicy()
         self.summary = summary if summary is not None else Summary()
-        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.on_done = on_done
+        self.on_frozen = on_frozen
         self.stop_on_failure = stop_on_failure
+        self.wait_frozen = wait_frozen
+        """False: a 503 FROZEN answer is final (the chunk is refused), as the demo wants."""
         self.stopped = False
 
     async def send(self, chunk: Chunk) -> str:
@@ -207,50 +281,59 @@ class Sender:
 
         body = chunk.body()
         started = time.monotonic()
-        failures = 0
         attempts = 0
-        while True:
+        self.summary.sent += 1
+
+        async def post() -> Answer:
+            nonlocal attempts
             attempts += 1
-            retry_after: float | None = None
-            try:
-                async with self.session.post(self.url, data=body, headers=self.headers) as answer:
-                    payload = await answer.read()
-                    status = answer.status
-                    retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                status, payload = 0, b""
-                reason = f"{type(exc).__name__}: {exc}".strip(": ")
-            else:
-                resp, detail = _resp(payload)
-                reason = f"{status} {resp or ''} {detail if detail is not None else ''}".strip()
+            async with self.session.post(self.url, data=body, headers=self.headers) as answer:
+                reply = Answer(answer.status, await answer.read(), answer.headers)
+            if not self.wait_frozen and _frozen(reply):
+                raise _FinalFrozen(reply)
+            return reply
 
-            if 200 <= status < 300:
-                resp, _ = _resp(payload)
-                outcome = "duplicate" if resp == "DUPLICATE" else "created"
-                return self._done(chunk, outcome, len(body), payload)
-            retryable = status == 0 or status == 429 or status >= 500
-            if not retryable:
-                if status in (401, 403):
-                    self.stopped = True
-                return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
+        try:
+            answer = await self.retry.acall(
+                post,
+                idempotent=True,  # a repeated chunk is answered DUPLICATE, never stored twice
+                not_sent=(aiohttp.ClientConnectorError,),
+                no_answer=(aiohttp.ClientError, TimeoutError),
+                before_sleep=self._before_retry,
+            )
+        except _FinalFrozen as final:
+            payload = final.answer.content
+            reason = _reason(final.answer.status_code, payload)
+            return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip(": ")
+            return self._gave_up(chunk, attempts, started, reason, b"")
 
-            frozen = status == 503 and _resp(payload)[0] == "FROZEN"
-            if frozen and not self.retry.wait_frozen:
-                return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
-            if not frozen:
-                failures += 1
-            if retry_after is not None:
-                delay = self.retry.after_retry_after(retry_after, self.rng)
-            else:
-                delay = self.retry.backoff(attempts, self.rng)
-            spent = time.monotonic() - started
-            if failures >= self.retry.max_attempts or spent + delay > self.retry.max_elapsed:
-                if self.stop_on_failure:
-                    self.stopped = True
-                why = f"gave up after {attempts} attempts in {spent:.1f} s, last: {reason}"
-                return self._done(chunk, "failed", 0, payload, f"{_label(chunk)}: {why}")
-            self.summary.retries += 1
-            await asyncio.sleep(delay)
+        status, payload = answer.status_code, answer.content
+        if 200 <= status < 300:
+            outcome = "duplicate" if _resp(payload)[0] == "DUPLICATE" else "created"
+            return self._done(chunk, outcome, len(body), payload)
+        reason = _reason(status, payload)
+        if retryable_status(status):  # still failing when the policy gave up
+            return self._gave_up(chunk, attempts, started, reason, payload)
+        if status in (401, 403):
+            self.stopped = True
+        return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        self.summary.retries += 1
+        outcome = state.outcome
+        if self.on_frozen and outcome and not outcome.failed and _frozen(outcome.result()):
+            self.on_frozen()
+
+    def _gave_up(
+        self, chunk: Chunk, attempts: int, started: float, reason: str, payload: bytes
+    ) -> str:
+        if self.stop_on_failure:
+            self.stopped = True
+        spent = time.monotonic() - started
+        why = f"gave up after {attempts} attempts in {spent:.1f} s, last: {reason}"
+        return self._done(chunk, "failed", 0, payload, f"{_label(chunk)}: {why}")
 
     def _done(
         self, chunk: Chunk, outcome: str, sent: int, payload: bytes, error: str | None = None
@@ -290,12 +373,18 @@ async def send_chunks(
     timeout: float = 60.0,
     progress: bool | None = False,
     session: Any = None,
+    summary: Summary | None = None,
+    notify: Callable[[str], None] | None = None,
+    wait_frozen: bool = True,
 ) -> Summary:
     """Send ``chunks`` in order with at most ``concurrency`` requests in flight.
 
     ``realtime`` releases each chunk when its data would have arrived from the detector (its
     ``t0`` relative to the first chunk, divided by ``speed``). ``progress`` shows a tqdm bar
     (None: only when stderr is a terminal). Pass ``session`` to reuse an `aiohttp.ClientSession`.
+    ``summary`` is filled in as chunks finish, so that a caller whose stream was interrupted
+    (Ctrl-C) still has it. ``notify`` gets the lines that explain a wait on a frozen buffer.
+    ``wait_frozen=False`` makes a FROZEN answer final (the chunk is refused).
     """
     import aiohttp
     from tqdm import tqdm
@@ -304,7 +393,8 @@ async def send_chunks(
         raise ValueError("concurrency must be >= 1")
     if speed <= 0:
         raise ValueError("speed must be > 0")
-    summary = Summary(total=len(chunks))
+    summary = summary if summary is not None else Summary()
+    summary.total = len(chunks)
     bar = tqdm(
         total=len(chunks),
         unit="chunk",
@@ -312,6 +402,18 @@ async def send_chunks(
         file=sys.stderr,
         dynamic_ncols=True,
     )
+    retry = retry or RetryPolicy()
+    watch = FrozenWatch(notify, bar, retry.max_elapsed) if notify else None
+    delivered: set[int] = set()
+    finished = 0
+
+    def done(_chunk: Chunk, outcome: str) -> None:
+        nonlocal finished
+        finished += 1
+        bar.update(1)
+        if watch and outcome in ("created", "duplicate"):
+            watch.delivered()
+
     owned = session is None
     if owned:
         session = aiohttp.ClientSession(
@@ -324,29 +426,33 @@ async def send_chunks(
         token=token,
         retry=retry,
         summary=summary,
-        on_done=lambda _chunk, _outcome: bar.update(1),
+        on_done=done,
+        on_frozen=watch.frozen if watch else None,
+        wait_frozen=wait_frozen,
     )
-    queue = iter(chunks)
+    queue = iter(enumerate(chunks))
     data_start = chunks[0].t0 if chunks else 0.0
     wall_start = time.monotonic()
 
     async def worker() -> None:
-        for chunk in queue:  # shared iterator: each chunk goes to exactly one worker
+        for index, chunk in queue:  # shared iterator: each chunk goes to exactly one worker
             if sender.stopped:
-                summary.skipped += 1
-                bar.update(1)
                 continue
             if realtime:
                 due = wall_start + (chunk.t0 - data_start) / speed
                 pause = due - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)
-            await sender.send(chunk)
+            if await sender.send(chunk) in ("created", "duplicate"):
+                delivered.add(index)
 
     try:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, max(1, len(chunks))))))
-    finally:
+    finally:  # also when cancelled (Ctrl-C): the summary says what was left
         summary.elapsed = time.monotonic() - wall_start
+        summary.skipped = summary.total - summary.sent
+        summary.interrupted = summary.sent - finished
+        summary.gaps = gaps_of(chunks, delivered)
         bar.close()
         if owned:
             await session.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,8 @@ class Call:
     query: dict[str, str]
     headers: CIMultiDict[str]  # case-insensitive, as HTTP headers are
     content: bytes
+    received: float = field(default_factory=time.monotonic)
+    """When the request had arrived whole (`time.monotonic`)."""
 
     def json(self) -> Any:
         return orjson.loads(self.content)

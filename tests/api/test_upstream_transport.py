@@ -21,12 +21,8 @@ from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 
 from glitchflow_api.upstream import UPSTREAM, LogicClient
 from glitchflow_core.launcher import free_port
-from glitchflow_core.upstream import (
-    BACKOFF_BASE,
-    CONNECT_ATTEMPTS,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
+from glitchflow_core.retry import BACKOFF_BASE, CONNECT_ATTEMPTS
+from glitchflow_core.upstream import UpstreamTimeout, UpstreamUnreachable
 
 ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 ClientFactory = Callable[..., LogicClient]
@@ -109,7 +105,7 @@ async def test_client_refused_connection_is_unreachable_after_retries(
     assert len(attempts) == CONNECT_ATTEMPTS
     pauses = [later - earlier for earlier, later in itertools.pairwise(attempts)]
     for attempt, pause in enumerate(pauses):
-        # Jittered between 0.5 and 1.5 times the exponential step.
+        # At least half the exponential step: the other half is jitter.
         assert pause >= 0.5 * BACKOFF_BASE * 2**attempt * 0.95, pauses
 
 
@@ -135,6 +131,17 @@ async def test_client_slow_answer_is_a_timeout_and_not_repeated(
     with pytest.raises(UpstreamTimeout):
         await client.request("POST", "/freezeds", json={"user": "airflow"})
     assert time.monotonic() - started < 1.5
+    assert route.call_count == 1
+
+
+async def test_client_busy_answer_is_passed_back_not_waited_on(
+    make_client: ClientFactory, logic: FakeUpstream
+) -> None:
+    route = logic.get("/bufstat").reply(
+        Reply(503, json={"resp": "BUSY"}, headers={"Retry-After": "1"}), Reply(200, json={})
+    )
+    answer = await make_client(logic.url).request("GET", "/bufstat")  # idempotent, yet once
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
     assert route.call_count == 1
 
 
@@ -212,11 +219,12 @@ async def test_client_keeps_the_path_prefix_of_base_url(
 async def test_client_answer_is_read_whole_with_case_insensitive_headers(
     make_client: ClientFactory, logic: FakeUpstream
 ) -> None:
-    logic.post("/stream").respond(
+    route = logic.post("/stream").respond(
         503, json={"resp": "FROZEN", "batch": 4}, headers={"Retry-After": "12"}
     )
     answer = await make_client(logic.url).request("POST", "/stream", content=b"{}")
     assert answer.status_code == 503
+    assert route.call_count == 1  # passed back at once: the client, not the service, waits
     assert answer.content == b'{"resp":"FROZEN","batch":4}'
     assert answer.headers["retry-after"] == answer.headers["RETRY-AFTER"] == "12"
     assert answer.headers["content-type"] == "application/json"

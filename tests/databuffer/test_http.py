@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from databuffer import storage as storage_module
+from databuffer.naming import chunk_filename
 from databuffer.settings import Settings
 
 JSON = {"content-type": "application/json"}
@@ -478,7 +479,7 @@ async def test_healthz_answers_while_a_flush_holds_the_storage_lock(
     data.mkdir(parents=True)
     files = 3000
     for i in range(files):
-        name = storage_module.chunk_filename("default", T0 + i, 1, DT)
+        name = chunk_filename("default", T0 + i, 1, DT)
         (data / name).write_bytes(body(t0=T0 + i, n=1))
     client = make_client()
     await client.post("/upddsc", json={"dstatus": "FROZEN", "user": "airflow"})

@@ -12,7 +12,8 @@ import numpy as np
 import orjson
 import pytest
 
-from databuffer.storage import Storage, write_temp
+from databuffer.atomic import write_temp
+from databuffer.storage import Storage
 from glitchflow_core.chunk import Chunk
 
 pytestmark = pytest.mark.skipif(
@@ -63,7 +64,7 @@ def test_stored_chunk_leaves_the_page_cache(storage: Storage) -> None:
     assert pages >= 64  # a 1-s chunk at 16 kHz: hundreds of kB
     assert cached <= 1, f"{cached} of {pages} pages still cached"
     # Dropped from the cache, not lost: the file reads back whole.
-    assert path.stat().st_size == result.bytes
+    assert path.stat().st_size == result.size
     assert np.array_equal(np.array(orjson.loads(path.read_bytes())["h"]), h)
 
 

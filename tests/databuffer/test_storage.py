@@ -15,15 +15,12 @@ import numpy as np
 import orjson
 import pytest
 
+from databuffer import archive as archive_module
 from databuffer import storage as storage_module
 from databuffer.errors import ArchiveFailed, Conflict, DiskFull, Frozen, NotFrozen
-from databuffer.storage import (
-    FROZEN,
-    OPERATIONAL,
-    Storage,
-    chunk_filename,
-    parse_filename,
-)
+from databuffer.naming import chunk_filename, parse_filename
+from databuffer.state import FROZEN, OPERATIONAL
+from databuffer.storage import Storage
 from glitchflow_core.chunk import DEFAULT_CHANNEL, Chunk, ChunkError, parse_chunk
 
 CHANNEL = "L1:GWOSC-4KHZ_R1_STRAIN"
@@ -116,8 +113,8 @@ def test_write_stores_canonical_bytes_and_counts(storage: Storage) -> None:
     assert path.read_bytes() == chunk.canonical_bytes()
     doc = orjson.loads(path.read_bytes())
     assert doc["t"] == [T0, DT] and doc["channel"] == CHANNEL and len(doc["h"]) == 64
-    assert (result.n_itm, result.buff_size) == (1, path.stat().st_size)
-    assert disk_counters(storage) == (storage.n_itm, storage.buff_size)
+    assert (result.stat.stored_files, result.stat.stored_bytes) == (1, path.stat().st_size)
+    assert disk_counters(storage) == (storage.stored_files, storage.stored_bytes)
 
 
 def test_default_channel_is_not_written_in_the_file(storage: Storage) -> None:
@@ -130,8 +127,8 @@ def test_same_chunk_twice_is_a_duplicate_not_counted_twice(storage: Storage) -> 
     again = storage.write(chunk_of())
     assert (first.resp, again.resp) == ("CREATED", "DUPLICATE")
     assert again.file == first.file
-    assert (storage.n_itm, storage.buff_size) == (1, first.bytes)
-    assert disk_counters(storage) == (1, first.bytes)
+    assert (storage.stored_files, storage.stored_bytes) == (1, first.size)
+    assert disk_counters(storage) == (1, first.size)
 
 
 def test_validated_body_is_stored_as_sent(storage: Storage) -> None:
@@ -139,7 +136,7 @@ def test_validated_body_is_stored_as_sent(storage: Storage) -> None:
     chunk = parse_chunk(body)
     result = storage.write(chunk, body=body)
     assert (storage.data_dir / result.file).read_bytes() == body
-    assert result.bytes == len(body) == storage.buff_size
+    assert result.size == len(body) == storage.stored_bytes
 
 
 @pytest.mark.parametrize(
@@ -155,8 +152,8 @@ def test_same_chunk_spelt_differently_is_a_duplicate(storage: Storage, spelling:
     again = storage.write(parse_chunk(spelling), body=spelling)
     assert (first.resp, again.resp) == ("CREATED", "DUPLICATE")
     assert (storage.data_dir / first.file).read_bytes() == body
-    assert again.bytes == first.bytes == len(body), "the size of the stored file"
-    assert storage.n_itm == 1
+    assert again.size == first.size == len(body), "the size of the stored file"
+    assert storage.stored_files == 1
 
 
 def test_same_identity_spelt_differently_with_other_samples_is_a_conflict(
@@ -167,15 +164,15 @@ def test_same_identity_spelt_differently_with_other_samples_is_a_conflict(
     other = b'{"h":[1.5,-2.0,4e-21],"t":[1126259462.0,0.000244140625]}'
     with pytest.raises(Conflict):
         storage.write(parse_chunk(other), body=other)
-    assert storage.n_itm == 1
+    assert storage.stored_files == 1
 
 
 def test_same_identity_with_other_samples_is_a_conflict(storage: Storage) -> None:
     storage.write(chunk_of(seed=1))
     with pytest.raises(Conflict):
         storage.write(chunk_of(seed=2))
-    assert storage.n_itm == 1
-    assert disk_counters(storage) == (1, storage.buff_size)
+    assert storage.stored_files == 1
+    assert disk_counters(storage) == (1, storage.stored_bytes)
 
 
 @pytest.mark.parametrize(
@@ -192,7 +189,7 @@ def test_partial_overlap_is_a_conflict(storage: Storage, t0_offset: float, n: in
     storage.write(chunk_of(t0=T0, n=64))
     with pytest.raises(Conflict):
         storage.write(chunk_of(t0=T0 + t0_offset, n=n, seed=5))
-    assert (storage.n_itm, len(chunk_files(storage.data_dir))) == (1, 1)
+    assert (storage.stored_files, len(chunk_files(storage.data_dir))) == (1, 1)
 
 
 def test_overlap_with_other_channel_is_accepted(storage: Storage) -> None:
@@ -207,7 +204,7 @@ def test_adjacent_chunks_with_float_rounding_are_accepted(storage: Storage) -> N
         chunk = chunk_of(t0=t0, n=7, dt=dt)
         assert storage.write(chunk).resp == "CREATED"
         t0 = chunk.end
-    assert storage.n_itm == 50
+    assert storage.stored_files == 50
     coverage = storage.channels()["default"]
     assert len(coverage["segments"]) == 1
     assert coverage["gaps"] == []
@@ -232,7 +229,7 @@ def test_disk_full_raises_and_stores_nothing(
     monkeypatch.setattr(storage_module, "write_temp", full)
     with pytest.raises(DiskFull):
         storage.write(chunk_of())
-    assert (storage.n_itm, storage.buff_size) == (0, 0)
+    assert (storage.stored_files, storage.stored_bytes) == (0, 0)
     assert list(storage.data_dir.iterdir()) == []
 
 
@@ -242,7 +239,7 @@ def test_disk_full_raises_and_stores_nothing(
 def test_write_reaching_freeze_at_freezes_in_the_same_call(storage: Storage) -> None:
     first = storage.write(chunk_of(t0=T0), freeze_at=10_000)
     assert first.frozen is False
-    second = storage.write(chunk_of(t0=T0 + 1), freeze_at=first.bytes * 2)
+    second = storage.write(chunk_of(t0=T0 + 1), freeze_at=first.size * 2)
     assert second.frozen is True
     assert storage.state.dstatus == FROZEN
     assert storage.state.frozen_reason is not None
@@ -253,7 +250,7 @@ def test_write_refused_while_frozen_and_nothing_written(storage: Storage) -> Non
     with pytest.raises(Frozen) as info:
         storage.write(chunk_of(t0=T0 + 1))
     assert info.value.batch == 1
-    assert storage.n_itm == 1
+    assert storage.stored_files == 1
     assert len(chunk_files(storage.data_dir)) == 1
 
 
@@ -272,13 +269,13 @@ def test_batch_older_than_max_age_freezes(open_storage) -> None:  # type: ignore
 
 def test_freeze_if_waits_below_size_and_freezes_at_it(storage: Storage) -> None:
     written = storage.write(chunk_of())
-    waiting = storage.freeze_if("airflow", min_size=written.bytes + 1)
+    waiting = storage.freeze_if("airflow", min_size=written.size + 1)
     assert (waiting.frozen, waiting.froze_now) == (False, False)
     assert storage.state.dstatus == OPERATIONAL
-    frozen = storage.freeze_if("airflow", min_size=written.bytes)
+    frozen = storage.freeze_if("airflow", min_size=written.size)
     assert (frozen.frozen, frozen.froze_now) == (True, True)
     assert storage.state.user == "airflow"
-    again = storage.freeze_if("other", min_size=written.bytes)
+    again = storage.freeze_if("other", min_size=written.size)
     assert (again.frozen, again.froze_now) == (True, False)
     assert storage.state.user == "airflow"
 
@@ -312,9 +309,9 @@ def test_flush_refused_when_operational_unless_forced(storage: Storage) -> None:
     storage.write(chunk_of())
     with pytest.raises(NotFrozen):
         storage.flush()
-    assert storage.n_itm == 1
+    assert storage.stored_files == 1
     result = storage.flush(force=True)
-    assert (result.batch, result.n_f) == (1, 1)
+    assert (result.batch, result.stored_files) == (1, 1)
     assert result.manifest["forced"] is True
 
 
@@ -330,14 +327,14 @@ def test_flush_moves_exactly_the_batch_with_manifest(storage: Storage) -> None:
     manifest = orjson.loads((archive / "manifest.json").read_bytes())
     assert manifest == result.manifest
     assert (manifest["batch"], manifest["n_f"]) == (1, 3)
-    assert manifest["bt_wrt"] == sum(w.bytes for w in written)
+    assert manifest["bt_wrt"] == sum(w.size for w in written)
     for entry in manifest["files"]:
         data = (archive / entry["name"]).read_bytes()
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["bytes"] == len(data)
     assert manifest["channels"][CHANNEL]["gaps"] == [[T0 + 2, T0 + 3]]
     # Counters reset, next batch open for writing.
-    assert (storage.n_itm, storage.buff_size) == (0, 0)
+    assert (storage.stored_files, storage.stored_bytes) == (0, 0)
     assert (storage.state.batch, storage.state.dstatus) == (2, OPERATIONAL)
     assert storage.write(chunk_of(t0=T0)).batch == 2
     assert storage.batches(limit=10)[0][0]["batch"] == 1
@@ -360,7 +357,7 @@ def test_retry_of_a_flushed_chunk_is_a_duplicate_also_after_restart(open_storage
     flushed = storage.flush(force=True)
     again = storage.write(chunk_of())
     assert (again.resp, again.batch, again.archive) == ("DUPLICATE", 1, flushed.archive)
-    assert storage.n_itm == 0
+    assert storage.stored_files == 0
     with pytest.raises(Conflict):
         storage.write(chunk_of(seed=9))
     reopened = open_storage()
@@ -398,9 +395,9 @@ def test_flush_failure_changes_nothing(
     assert chunk_files(storage.data_dir) == before_files
     assert list(storage.archive_dir.iterdir()) == []
     assert storage.state == before_state
-    assert (storage.n_itm, storage.buff_size) == (4, sum(before_files.values()))
+    assert (storage.stored_files, storage.stored_bytes) == (4, sum(before_files.values()))
     # Still frozen, and a later flush succeeds.
-    assert storage.flush().n_f == 4
+    assert storage.flush().stored_files == 4
 
 
 def test_flush_failure_on_full_disk_reports_disk_full(
@@ -412,11 +409,11 @@ def test_flush_failure_on_full_disk_reports_disk_full(
     def full(path: Path, data: bytes, *, durable: bool = True) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage_module, "atomic_write", full)
+    monkeypatch.setattr(archive_module, "atomic_write", full)
     with pytest.raises(ArchiveFailed) as info:
         storage.flush()
     assert info.value.disk_full is True
-    assert storage.n_itm == 1 and storage.state.dstatus == FROZEN
+    assert storage.stored_files == 1 and storage.state.dstatus == FROZEN
 
 
 # --------------------------------------------------------------------------- restart
@@ -426,13 +423,13 @@ def test_restart_removes_temp_files_and_rebuilds_counters(open_storage) -> None:
     first = open_storage()
     for i in range(5):
         first.write(chunk_of(t0=T0 + i, channel=CHANNEL))
-    expected = (first.n_itm, first.buff_size)
+    expected = (first.stored_files, first.stored_bytes)
     (first.data_dir / ".chunk.leftover.tmp").write_bytes(b"half a chunk")
     (first.adm_dir / ".Dsstat.json.x.tmp").write_bytes(b"{")
     # A stale cache must not matter: the files are the truth.
     (first.adm_dir / "StatDesc.json").write_bytes(b'{"n_itm": 99, "buff_size": 1}')
     reopened = open_storage()
-    assert (reopened.n_itm, reopened.buff_size) == expected
+    assert (reopened.stored_files, reopened.stored_bytes) == expected
     assert disk_counters(reopened) == expected
     assert not [p for p in reopened.data_dir.iterdir() if p.name.startswith(".")]
     assert not [p for p in reopened.adm_dir.iterdir() if p.name.endswith(".tmp")]
@@ -455,7 +452,7 @@ def test_restart_puts_back_files_of_an_interrupted_flush(open_storage) -> None: 
     reopened = open_storage()
     assert sorted(chunk_files(reopened.data_dir)) == names
     assert list(reopened.archive_dir.iterdir()) == []
-    assert reopened.n_itm == 3
+    assert reopened.stored_files == 3
 
 
 def test_restart_after_archive_renamed_but_state_unsaved(open_storage) -> None:  # type: ignore[no-untyped-def]
@@ -468,7 +465,7 @@ def test_restart_after_archive_renamed_but_state_unsaved(open_storage) -> None: 
     (first.adm_dir / "Dsstat.json").write_bytes(state_before)
     reopened = open_storage()
     assert (reopened.state.batch, reopened.state.dstatus) == (2, OPERATIONAL)
-    assert reopened.n_itm == 0
+    assert reopened.stored_files == 0
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -547,7 +544,7 @@ def test_concurrent_writers_freezes_and_flushes_keep_every_chunk_once(
     assert set(locations) == set(acknowledged)
     assert {name: batches for name, batches in locations.items() if len(batches) != 1} == {}
     assert {n: b[0] for n, b in locations.items()} == acknowledged
-    assert disk_counters(storage) == (storage.n_itm, storage.buff_size)
+    assert disk_counters(storage) == (storage.stored_files, storage.stored_bytes)
 
 
 # --------------------------------------------------------------------------- reviewed defects
@@ -590,14 +587,14 @@ def test_write_succeeds_and_freezes_when_the_event_log_cannot_be_written(
 ) -> None:
     full_log_volume(storage.log)
     first = storage.write(chunk_of(t0=T0))
-    second = storage.write(chunk_of(t0=T0 + 1), freeze_at=first.bytes * 2)
+    second = storage.write(chunk_of(t0=T0 + 1), freeze_at=first.size * 2)
     assert (first.resp, second.resp) == ("CREATED", "CREATED")
     assert (first.frozen, second.frozen) == (False, True)
     assert storage.state.dstatus == FROZEN
     assert storage._synced >= 2  # both renames made durable
     assert storage.write(chunk_of(t0=T0)).resp == "DUPLICATE"
     assert storage.log.dropped >= 4  # two writes, the freeze, the duplicate
-    assert disk_counters(storage) == (2, storage.buff_size)
+    assert disk_counters(storage) == (2, storage.stored_bytes)
 
 
 def test_flush_succeeds_when_the_event_log_cannot_be_written(
@@ -607,7 +604,7 @@ def test_flush_succeeds_when_the_event_log_cannot_be_written(
     storage.freeze_if("airflow")
     full_log_volume(storage.log)
     result = storage.flush(msg="train")
-    assert (result.batch, result.n_f) == (1, 1)
+    assert (result.batch, result.stored_files) == (1, 1)
     assert (storage.state.batch, storage.state.dstatus) == (2, OPERATIONAL)
     assert storage.log.dropped == 1
 
@@ -626,9 +623,9 @@ def test_disk_full_is_reported_when_the_log_volume_is_full_too(
 
 
 def _hold_first_hash(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
-    """Make the first `_hash_file` of a flush wait on ``gate``; ``held`` is set when it does."""
+    """Make the first `hash_file` of a flush wait on ``gate``; ``held`` is set when it does."""
     gate, held = threading.Event(), threading.Event()
-    real_hash = storage_module._hash_file
+    real_hash = archive_module.hash_file
 
     def held_hash(path: Path) -> tuple[str, int]:
         if not held.is_set():
@@ -636,7 +633,7 @@ def _hold_first_hash(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, 
             gate.wait(5)
         return real_hash(path)
 
-    monkeypatch.setattr(storage_module, "_hash_file", held_hash)
+    monkeypatch.setattr(archive_module, "hash_file", held_hash)
     return gate, held
 
 
@@ -662,7 +659,7 @@ def test_reads_are_not_blocked_while_a_flush_hashes_the_batch(
         reader.join(10)
     assert stat_answered_while_hashing
     archive = storage.archive_dir / results[0].archive
-    assert results[0].n_f == 3
+    assert results[0].stored_files == 3
     for entry in results[0].manifest["files"]:
         assert entry["sha256"] == hashlib.sha256((archive / entry["name"]).read_bytes()).hexdigest()
 

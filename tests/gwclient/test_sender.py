@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import numpy as np
 import orjson
@@ -20,7 +20,7 @@ from aiohttp import web
 from glitchflow_core.chunk import parse_chunk
 from gwclient import cli
 from gwclient.chunks import chunk_array
-from gwclient.sender import RetryPolicy, Summary, parse_retry_after, send_chunks, stream
+from gwclient.sender import Gap, RetryPolicy, Summary, send_chunks, stream
 
 # gwpy 4.1 still reads astropy's COPY_IF_NEEDED, which astropy 8 deprecates; nothing of ours.
 GWPY_WARNING = pytest.mark.filterwarnings(
@@ -205,13 +205,14 @@ async def test_retries_are_capped_by_total_time(serve):
             {"resp": "FROZEN"}, status=503, headers={"Retry-After": "30"}
         )
     )
-    policy = RetryPolicy(max_attempts=100, max_elapsed=10.0)
+    policy = RetryPolicy(max_attempts=100, max_elapsed=1.0)
     url = await serve(api)
-    # Retry-After 30 > max_elapsed: give up at once. Waiting out either the Retry-After or the
-    # budget would overrun this bound, which is otherwise far above the milliseconds it takes.
-    summary = await asyncio.wait_for(send_chunks(chunks(1), url, retry=policy), 8.0)
-    assert summary.failed == 1 and sum(api.calls.values()) == 1
-    assert "gave up after 1 attempts" in summary.errors[0]
+    # Retry-After 30 > max_elapsed: one last try at the deadline, not after the 30 s asked.
+    summary = await asyncio.wait_for(send_chunks(chunks(1), url, retry=policy), 20.0)
+    assert summary.failed == 1 and sum(api.calls.values()) == 2
+    assert "gave up after 2 attempts" in summary.errors[0]
+    ((first, last),) = api.times.values()
+    assert last - first >= 0.9
 
 
 async def test_connection_refused_fails_after_its_attempts():
@@ -285,26 +286,6 @@ async def test_received_bodies_rebuild_the_series(serve):
     stored = sorted((parse_chunk(b) for b in api.stored.values()), key=lambda c: c.t0)
     assert np.concatenate([c.h for c in stored]).tobytes() == data.tobytes()
     assert summary.batches == {1}
-
-
-def test_retry_after_header_forms():
-    assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
-    # An hour ahead: the date is whole seconds, and only a stall of minutes could shrink it more.
-    future = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
-    assert 3000 < parse_retry_after(future) <= 3600
-    past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)
-    assert parse_retry_after(past) == 0.0
-
-
-def test_backoff_grows_exponentially_with_jitter_and_is_capped():
-    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
-    rng = random.Random(0)
-    for failures, (lo, hi) in {1: (0.5, 1.0), 2: (1.0, 2.0), 3: (2.0, 4.0), 9: (4.0, 8.0)}.items():
-        delays = [policy.backoff(failures, rng) for _ in range(50)]
-        assert all(lo <= d <= hi for d in delays)
-        assert len(set(delays)) > 1
 
 
 def test_summary_line_names_every_count():
@@ -394,3 +375,130 @@ def test_cli_exits_non_zero_when_a_chunk_is_refused(threaded_api, capsys, monkey
     status = cli.main(["--synthetic", "--duration", "1", "--sample-rate", "64", "--quiet"])
     assert status == cli.EXIT_UNDELIVERED
     assert "0/1 chunks delivered" in capsys.readouterr().out
+
+
+def frozen_answer(retry_after: str = "0") -> web.Response:
+    return web.json_response(
+        {"resp": "FROZEN", "body": {"batch": 1}}, status=503, headers={"Retry-After": retry_after}
+    )
+
+
+async def test_summary_counts_what_was_sent_and_names_the_gaps(serve):
+    refused = {1002.0, 1003.0, 1005.0}
+    api = FakeApi(
+        lambda api, call, key: json_answer(409, "CONFLICT") if key[1] in refused else None
+    )
+    summary = await send_chunks(chunks(6), await serve(api), retry=FAST, concurrency=2)
+    assert (summary.sent, summary.created, summary.refused, summary.skipped) == (6, 3, 3, 0)
+    assert summary.gaps == [
+        Gap("H1:TEST-STRAIN", 1002.0, 1004.0),  # two chunks in a row: one gap
+        Gap("H1:TEST-STRAIN", 1005.0, 1006.0),
+    ]
+    line = summary.line()
+    assert "6 sent" in line
+    assert "2 gaps: H1:TEST-STRAIN GPS 1002-1004 (2 s), H1:TEST-STRAIN GPS 1005-1006 (1 s)" in line
+
+
+async def test_a_stream_without_gaps_says_so(serve):
+    summary = await send_chunks(chunks(2), await serve(FakeApi()))
+    assert summary.gaps == [] and "no gaps" in summary.line()
+
+
+async def test_frozen_buffer_is_explained_once_and_the_wait_shown(serve, monkeypatch):
+    from gwclient import sender
+
+    monkeypatch.setattr(sender, "FROZEN_EVERY", 0.2)
+    thaw = time.monotonic() + 1.0  # frozen for the first second, for every chunk
+
+    def frozen_for_a_while(api, call, key):
+        return frozen_answer("0") if time.monotonic() < thaw else None
+
+    notices: list[str] = []
+    api = FakeApi(frozen_for_a_while)
+    summary = await send_chunks(
+        chunks(3), await serve(api), retry=FAST, concurrency=3, notify=notices.append
+    )
+    assert summary.ok and summary.created == 3
+    explained = [n for n in notices if "is FROZEN:" in n]
+    assert len(explained) == 1, notices  # once, not once per chunk or per retry
+    assert "client_scripts/cleanbuf.sh" in explained[0] and "Airflow" in explained[0]
+    assert notices[0] is explained[0]
+    assert any("still FROZEN after" in n for n in notices[1:-1]), notices
+    assert "takes data again" in notices[-1]
+
+
+async def test_a_frozen_answer_is_final_when_not_waiting(serve):
+    api = FakeApi(lambda api, call, key: frozen_answer("0"))
+    summary = await send_chunks(chunks(2), await serve(api), retry=FAST, wait_frozen=False)
+    assert (summary.refused, summary.retries) == (2, 0)
+    assert sum(api.calls.values()) == 2
+    assert all("503 FROZEN" in error for error in summary.errors)
+
+
+@GWPY_WARNING
+def test_cli_explains_a_frozen_buffer_on_stderr(threaded_api, capsys):
+    api, url = threaded_api
+    api.script = lambda api, call, key: frozen_answer("0") if call == 1 else None
+    status = cli.main(
+        [
+            "--url",
+            url,
+            "--synthetic",
+            "--duration",
+            "2",
+            "--sample-rate",
+            "64",
+            "--concurrency",
+            "1",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 0
+    assert captured.err.count("is FROZEN:") == 1
+    assert "takes data again" in captured.err
+    assert captured.out.startswith("gwclient: 2/2 chunks delivered (2 created")
+    assert "no gaps" in captured.out
+
+
+@GWPY_WARNING
+def test_cli_quiet_prints_only_the_summary(threaded_api, capsys):
+    api, url = threaded_api
+    api.script = lambda api, call, key: frozen_answer("0") if call == 1 else None
+    status = cli.main(["--url", url, "--synthetic", "--duration", "1", "--sample-rate", "64", "-q"])
+    captured = capsys.readouterr()
+    assert status == 0 and "FROZEN" not in captured.err
+    assert captured.out.count("\n") == 1
+
+
+def test_ctrl_c_on_a_frozen_buffer_stops_with_a_summary(threaded_api):
+    api, url = threaded_api
+    api.script = lambda api, call, key: frozen_answer("1")  # frozen until the user gives up
+    command = [sys.executable, "-m", "gwclient", "--url", url, "--synthetic", "--duration", "3"]
+    command += ["--sample-rate", "64", "--concurrency", "2"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(api.calls.values()) < 3 and time.monotonic() < deadline:  # a retry: told
+            time.sleep(0.05)
+        assert sum(api.calls.values()) >= 3, "gwclient never reached the server"
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130, err
+    assert err.count("is FROZEN:") == 1, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert out.startswith("gwclient: 0/3 chunks delivered (0 created, 0 duplicates"), out
+    assert "2 interrupted" in out and "1 skipped" in out and "2 sent" in out
+    assert "1 gaps: H1:SYNTH-STRAIN GPS" in out and "(3 s)" in out
+
+
+def test_ctrl_c_while_reading_the_source_exits_130_quietly(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_source", interrupted)
+    assert cli.main(["--url", "http://127.0.0.1:1", "--synthetic"]) == cli.EXIT_INTERRUPTED
+    assert "interrupted before anything was sent" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 from flask.testing import FlaskClient
 
-from glitchflow_core.upstream import CONNECT_ATTEMPTS
+from glitchflow_core.retry import CONNECT_ATTEMPTS
 
 CHUNK = b'{"h":[1.0e-21,2.0e-21],"t":[1000000000.0,0.25]}'
 CREATED = {

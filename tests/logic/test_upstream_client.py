@@ -10,12 +10,8 @@ import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 
 from datastore_logic.upstream import BufferClient
-from glitchflow_core.upstream import (
-    BACKOFF_BASE,
-    CONNECT_ATTEMPTS,
-    UpstreamTimeout,
-    UpstreamUnreachable,
-)
+from glitchflow_core.retry import BACKOFF_BASE, CONNECT_ATTEMPTS
+from glitchflow_core.upstream import UpstreamTimeout, UpstreamUnreachable
 
 TOKEN = "service-token-0123456789"
 TIMEOUT = 0.5
@@ -115,9 +111,10 @@ def test_answer_has_status_body_and_case_insensitive_headers(
     make_buffer_client: Callable[..., BufferClient], buffer: FakeUpstream
 ) -> None:
     frozen = {"resp": "FROZEN", "batch": 4}
-    buffer.post("/sendF").respond(503, json=frozen, headers={"Retry-After": "30"})
+    send = buffer.post("/sendF").respond(503, json=frozen, headers={"Retry-After": "30"})
     answer = make_buffer_client().request("POST", "/sendF", content=b"{}")
     assert answer.status_code == 503
+    assert send.call_count == 1  # passed back at once: the client, not the service, waits
     assert orjson.loads(answer.content) == frozen
     assert "retry-after" in answer.headers
     assert "RETRY-AFTER" in answer.headers
@@ -133,17 +130,18 @@ def test_refused_connection_is_retried_then_unreachable(
     assert (failure.value.upstream, failure.value.detail) == ("databuffer", "connection refused")
     assert failure.value.status == 502
     assert len(pauses) == CONNECT_ATTEMPTS - 1
-    for attempt, pause in enumerate(pauses):  # exponential, jittered by 0.5 to 1.5
-        assert 0.5 <= pause / (BACKOFF_BASE * 2**attempt) < 1.5
+    for attempt, pause in enumerate(pauses):  # exponential, half of it jittered
+        assert 0.5 <= pause / (BACKOFF_BASE * 2**attempt) <= 1.0
 
 
 def test_refused_connection_is_not_retried_past_the_timeout(
     make_buffer_client: Callable[..., BufferClient], closed_url: str, pauses: list[float]
 ) -> None:
-    # The shortest first pause (half of BACKOFF_BASE) already ends after the deadline.
+    # The first pause (at least half of BACKOFF_BASE) is cut to what is left of the timeout.
+    timeout = BACKOFF_BASE / 4
     with pytest.raises(UpstreamUnreachable, match="connection refused"):
-        make_buffer_client(closed_url, timeout=BACKOFF_BASE / 4).request("GET", "/stat")
-    assert pauses == []
+        make_buffer_client(closed_url, timeout=timeout).request("GET", "/stat")
+    assert sum(pauses) <= timeout
 
 
 def test_refused_connection_then_answer_is_the_answer(
@@ -170,6 +168,19 @@ def test_no_answer_in_time_is_timeout_and_not_repeated(
     assert (failure.value.status, failure.value.resp) == (504, "UPSTREAM_TIMEOUT")
     assert failure.value.detail == f"no answer within {TIMEOUT:g} s"
     assert send.call_count == 1
+    assert pauses == []
+
+
+def test_frozen_answer_is_passed_back_not_waited_on(
+    make_buffer_client: Callable[..., BufferClient], buffer: FakeUpstream, pauses: list[float]
+) -> None:
+    stat = buffer.get("/stat").reply(
+        Reply(503, json={"resp": "BUSY"}, headers={"Retry-After": "1"}),
+        Reply(200, json={"n_itm": 1}),
+    )
+    answer = make_buffer_client().request("GET", "/stat")  # idempotent, yet not repeated here
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+    assert stat.call_count == 1
     assert pauses == []
 
 
