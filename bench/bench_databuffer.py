@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 from loadgen import SAMPLES, Figures, line, make_bodies, post_all
 
-from glitchflow_core.launcher import ManagedProcess, free_port
+from glitchflow_stack import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

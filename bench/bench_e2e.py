@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from loadgen import SAMPLES, Figures, line, make_bodies, post_all
 
-from glitchflow_core.launcher import Layout, ManagedProcess, Stack, free_port, service_processes
+from glitchflow_stack import Layout, ManagedProcess, Stack, free_port, service_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,19 +4,24 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage="usage: $(basename "$0") [-h] [-l LIMIT] [-o OFFSET]   (GET \$GLITCHFLOW_URL/dumpbuf)"
+gf_synopsis="[-l LIMIT] [-o OFFSET]"
+gf_summary='GET /dumpbuf: the names of the stored chunk files, {"nmlist": [...]}.'
+gf_option_help="  -l LIMIT      at most LIMIT names
+  -o OFFSET     skip the first OFFSET names"
 query=()
+gf_options ":hl:o:" "$@"
+set -- "${gf_args[@]}"
 while getopts ":hl:o:" opt; do
     case "$opt" in
-        h) echo "$usage"; exit 0 ;;
+        h) gf_help ;;
         l) [[ "$OPTARG" =~ ^[0-9]+$ ]] || gf_die "-l needs a whole number"; query+=("limit=$OPTARG") ;;
         o) [[ "$OPTARG" =~ ^[0-9]+$ ]] || gf_die "-o needs a whole number"; query+=("offset=$OPTARG") ;;
-        :) gf_die "-$OPTARG needs a value; $usage" ;;
-        *) gf_die "unknown option -$OPTARG; $usage" ;;
+        :) gf_bad_option "-$OPTARG needs a value" ;;
+        *) gf_bad_option "unknown option -$OPTARG" ;;
     esac
 done
 shift $((OPTIND - 1))
-[[ $# -eq 0 ]] || gf_die "no arguments expected; $usage"
+[[ $# -eq 0 ]] || gf_bad_option "no arguments expected"
 
 path=/dumpbuf
 if [[ ${#query[@]} -gt 0 ]]; then

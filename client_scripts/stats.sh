@@ -4,4 +4,4 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-gf_get_only /stats "$@"
+gf_get_only /stats 'GET /stats: the buffer'"'"'s counters, {"n_itm": files, "buff_size": bytes}.' "$@"

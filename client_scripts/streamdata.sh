@@ -5,6 +5,7 @@
 #   streamdata.sh -n 100 -p 8        100 consecutive distinct chunks, 8 requests at a time
 #   streamdata.sh -c L1:TEST-STRAIN  the same with a channel (default: the default channel)
 #   streamdata.sh -f chunk.json      send a JSON file as it is
+#   streamdata.sh --url URL ...      to the API at URL (default $GLITCHFLOW_URL)
 #
 # Each answer is printed on its own line. Exit status: 0 if every chunk was stored (CREATED or
 # DUPLICATE), curl's status (22 for an HTTP error) if one was not, 2 for a usage error.
@@ -12,15 +13,28 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-usage="usage: $(basename "$0") [-h] [-n CHUNKS] [-p PARALLEL] [-s SAMPLES] [-r RATE] [-t GPS] [-c CHANNEL] [-f FILE]"
+gf_synopsis="[-n CHUNKS] [-p PARALLEL] [-s SAMPLES] [-r RATE] [-t GPS] [-c CHANNEL] [-f FILE]"
+gf_summary='POST /streamdata: send strain chunks and print each answer on its own line
+({"resp": "CREATED", ...} or "DUPLICATE"); by default one chunk of 16 samples at 4096 Hz starting
+now (GPS). Needs a writer token when the API has writer tokens. Exit status: 0 if every chunk was
+stored, curl'"'"'s status if one was not (22: the API refused it), 2 for a usage error.'
+gf_option_help="  -n CHUNKS     send CHUNKS consecutive, distinct chunks (default: 1)
+  -p PARALLEL   requests in flight at a time (default: 1)
+  -s SAMPLES    samples per chunk (default: 16)
+  -r RATE       sample rate in Hz (default: 4096)
+  -t GPS        GPS time of the first sample (default: now)
+  -c CHANNEL    channel name, e.g. L1:TEST-STRAIN (default: the default channel)
+  -f FILE       send the JSON chunk in FILE as it is"
 
 # GPS time now: seconds since 1980-01-06 plus the 18 leap seconds since then.
 gps_now() { echo $(( $(date +%s) - 315964800 + 18 )); }
 
 chunks=1 parallel=1 samples=16 rate=4096 t0="" channel="" file=""
+gf_options ":hn:p:s:r:t:c:f:" "$@"
+set -- "${gf_args[@]}"
 while getopts ":hn:p:s:r:t:c:f:" opt; do
     case "$opt" in
-        h) echo "$usage"; exit 0 ;;
+        h) gf_help ;;
         n) chunks="$OPTARG" ;;
         p) parallel="$OPTARG" ;;
         s) samples="$OPTARG" ;;
@@ -28,14 +42,14 @@ while getopts ":hn:p:s:r:t:c:f:" opt; do
         t) t0="$OPTARG" ;;
         c) channel="$OPTARG" ;;
         f) file="$OPTARG" ;;
-        :) gf_die "-$OPTARG needs a value; $usage" ;;
-        *) gf_die "unknown option -$OPTARG; $usage" ;;
+        :) gf_bad_option "-$OPTARG needs a value" ;;
+        *) gf_bad_option "unknown option -$OPTARG" ;;
     esac
 done
 shift $((OPTIND - 1))
-[[ $# -eq 0 ]] || gf_die "no arguments expected; $usage"
+[[ $# -eq 0 ]] || gf_bad_option "no arguments expected"
 for value in "$chunks" "$parallel" "$samples" "$rate"; do
-    [[ "$value" =~ ^[1-9][0-9]*$ ]] || gf_die "-n, -p, -s and -r need whole numbers > 0; $usage"
+    [[ "$value" =~ ^[1-9][0-9]*$ ]] || gf_bad_option "-n, -p, -s and -r need whole numbers > 0"
 done
 t0="${t0:-$(gps_now)}"
 [[ "$t0" =~ ^[0-9]+(\.[0-9]+)?$ ]] || gf_die "-t needs a GPS time >= 0"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glitchflow_core.launcher import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, free_port, service_processes
 
 
 def _layout() -> Layout:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from fake_upstream import Action, Delay, FakeUpstream, Hangup, Reply
 
-from glitchflow_core.launcher import free_port
+from glitchflow_stack import free_port
 
 FROZEN = {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
 CLEANED = {

@@ -4,27 +4,41 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from glitchflow_core.launcher import free_port
+from glitchflow_stack import free_port
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "client_scripts"
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "client_scripts"
 ALL = ["streamdata.sh", "train.sh", "cleanbuf.sh", "stats.sh", "desc.sh", "dumpbuf.sh"]
 WRITER = "writer-token-0123456789"
 ADMIN = "admin-token-0123456789"
 
 
-def run(script: str, *args: str, url: str, token: str | None = None, stdin: str | None = None):
+def run(
+    script: str,
+    *args: str,
+    url: str,
+    token: str | None = None,
+    stdin: str | None = None,
+    env_url: str | None = None,
+):
+    """Run ``script`` against ``url``: given in GLITCHFLOW_URL, or with ``--url`` when ``env_url``
+    (which then goes in GLITCHFLOW_URL, and must be overridden) is given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLITCHFLOW_")}
-    env["GLITCHFLOW_URL"] = url
+    env["GLITCHFLOW_URL"] = url if env_url is None else env_url
     if token is not None:
         env["GLITCHFLOW_TOKEN"] = token
+    url_args = [] if env_url is None else ["--url", url]
     return subprocess.run(
-        [str(SCRIPTS / script), *args],
+        [str(SCRIPTS / script), *url_args, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -48,11 +62,42 @@ def test_usage_line_and_bad_options(script):
     assert "unknown option -Z" in wrong.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_scripts_pass_shellcheck():
+@pytest.mark.parametrize("script", ALL)
+def test_help_documents_every_option_url_and_token(script):
+    short = run(script, "-h", url="http://127.0.0.1:1")
+    long = run(script, "--help", url="http://127.0.0.1:1")
+    assert long.returncode == 0 and long.stdout == short.stdout
+    usage, _, rest = long.stdout.partition("\n")
+    options = re.findall(r"\[(-[-\w]+)", usage)
+    assert options[:2] == ["-h", "--url"]
+    documented = re.findall(r"^  (-[-\w]+)", rest, flags=re.MULTILINE)
+    assert sorted(documented) == sorted(options)
+    for variable in ("GLITCHFLOW_URL", "GLITCHFLOW_TOKEN"):
+        assert variable in rest
+
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--url"], ["--url="], ["--url", ""]])
+def test_bad_long_options_are_usage_errors(args):
+    done = run("stats.sh", *args, url="http://127.0.0.1:1")
+    assert done.returncode == 2
+    assert "usage: stats.sh" in done.stderr
+    assert done.stdout == ""
+
+
+def _shellcheck() -> str:
+    """shellcheck from PATH or, as the test extras install it, next to this Python."""
+    found = shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=str(Path(sys.executable).parent)
+    )
+    assert found, "shellcheck is missing: install the test extras (pip install -e '.[test]')"
+    return found
+
+
+@pytest.mark.parametrize("folder", [SCRIPTS, REPO / "scripts"], ids=["client_scripts", "scripts"])
+def test_scripts_pass_shellcheck(folder):
     done = subprocess.run(
-        ["shellcheck", "-x", *ALL, "common.sh"],
-        cwd=SCRIPTS,
+        [_shellcheck(), "-x", *sorted(p.name for p in folder.glob("*.sh"))],
+        cwd=folder,
         capture_output=True,
         text=True,
         check=False,
@@ -66,56 +111,68 @@ def test_unreachable_api_exits_non_zero():
     assert "Failed to connect" in done.stderr
 
 
+def test_url_option_overrides_the_environment():
+    port = free_port()
+    done = run("desc.sh", url=f"http://127.0.0.1:{port}/", env_url="http://127.0.0.1:1")
+    assert done.returncode == 7
+    assert f"port {port}" in done.stderr
+    equals = run("desc.sh", f"--url=http://127.0.0.1:{port}", url="http://127.0.0.1:1")
+    assert equals.returncode == 7
+    assert f"port {port}" in equals.stderr
+
+
 @pytest.mark.e2e
 def test_every_script_through_a_freeze_and_flush(stack_factory, tmp_path):
     _, layout = stack_factory(data_dir=tmp_path / "store", max_size=20_000)
     url = layout.api_url
+    # Every call gives --url, with a GLITCHFLOW_URL where nothing listens: the option wins.
+    cli = partial(run, env_url=f"http://127.0.0.1:{free_port()}")
 
-    empty = answers(run("stats.sh", url=url))[0]
+    empty = answers(cli("stats.sh", url=url))[0]
     assert (empty["n_itm"], empty["buff_size"]) == (0, 0)
-    assert answers(run("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
+    assert answers(cli("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
 
-    one = run("streamdata.sh", "-t", "1000000000", url=url)
+    one = cli("streamdata.sh", "-t", "1000000000", url=url)
     assert one.returncode == 0, one.stdout + one.stderr
     assert answers(one)[0]["resp"] == "CREATED"
-    again = run("streamdata.sh", "-t", "1000000000", url=url)
+    again = cli("streamdata.sh", "-t", "1000000000", url=url)
     assert again.returncode == 0 and answers(again)[0]["resp"] == "DUPLICATE"
 
-    many = run(
+    many = cli(
         "streamdata.sh", "-n", "20", "-p", "5", "-c", "H1:CURL-STRAIN", "-t", "1000000000", url=url
     )
     assert many.returncode == 0, many.stdout + many.stderr
     assert [a["resp"] for a in answers(many)] == ["CREATED"] * 20
 
-    stats = answers(run("stats.sh", url=url))[0]
+    stats = answers(cli("stats.sh", url=url))[0]
     assert stats["n_itm"] == 21
-    names = answers(run("dumpbuf.sh", url=url))[0]["nmlist"]
+    names = answers(cli("dumpbuf.sh", url=url))[0]["nmlist"]
     assert len(names) == 21
-    page = answers(run("dumpbuf.sh", "-l", "5", "-o", "2", url=url))[0]["nmlist"]
+    page = answers(cli("dumpbuf.sh", "-l", "5", "-o", "2", url=url))[0]["nmlist"]
     assert page == names[2:7]
 
-    waiting = run("train.sh", "-u", "airflow", url=url)
+    waiting = cli("train.sh", "-u", "airflow", url=url)
     assert waiting.returncode == 0 and answers(waiting)[0]["resp"] == "WAITING"
-    not_frozen = run("cleanbuf.sh", url=url)
+    not_frozen = cli("cleanbuf.sh", url=url)
     assert not_frozen.returncode == 22  # HTTP 409, body still shown
     assert answers(not_frozen)[0]["resp"] == "NOT_FROZEN"
 
-    big = run("streamdata.sh", "-s", "2048", "-t", "1000001000", url=url)
+    big = cli("streamdata.sh", "-s", "2048", "-t", "1000001000", url=url)
     assert big.returncode == 0 and answers(big)[0]["resp"] == "CREATED"
-    assert answers(run("desc.sh", url=url))[0]["resp"] == "FROZEN"
-    refused = run("streamdata.sh", "-t", "1000002000", url=url)
+    assert answers(cli("desc.sh", url=url))[0]["resp"] == "FROZEN"
+    refused = cli("streamdata.sh", "-t", "1000002000", url=url)
     assert refused.returncode == 22
     assert answers(refused)[0]["resp"] == "FROZEN"
 
-    frozen = run("train.sh", url=url)
+    frozen = cli("train.sh", url=url)
     assert frozen.returncode == 0
     train = answers(frozen)[0]
     assert (train["resp"], train["n_f"]) == ("FROZEN", 22)
-    cleaned = run("cleanbuf.sh", "-m", "archived by the test", url=url)
+    cleaned = cli("cleanbuf.sh", "-m", "archived by the test", url=url)
     assert cleaned.returncode == 0, cleaned.stdout
     assert answers(cleaned)[0]["resp"] == "CLEANED"
-    assert answers(run("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
-    assert answers(run("stats.sh", url=url))[0]["n_itm"] == 0
+    assert answers(cli("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
+    assert answers(cli("stats.sh", url=url))[0]["n_itm"] == 0
 
 
 @pytest.mark.e2e

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from glitchflow_core.launcher import ManagedProcess, free_port
+from glitchflow_stack import ManagedProcess, free_port
 
 WRITER = "e2e-writer-token-0123456789"
 ADMIN = "e2e-admin-token-0123456789"

@@ -7,7 +7,7 @@ import signal
 import httpx
 import pytest
 
-from glitchflow_core.launcher import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, free_port, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

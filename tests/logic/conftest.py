@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from datastore_logic import create_app
 from datastore_logic import upstream as upstream_module
 from datastore_logic.settings import Settings
-from glitchflow_core.launcher import free_port
+from glitchflow_stack import free_port
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from glitchflow_core.launcher import free_port, port_in_use
+from glitchflow_stack import free_port, port_in_use
 
 pytestmark = pytest.mark.e2e
 
@@ -25,7 +25,7 @@ class Up:
 
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "glitchflow_core.launcher", "up", *args],
+            [sys.executable, "-m", "glitchflow_stack", "up", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -152,3 +152,19 @@ def test_up_refuses_a_bad_max_size(tmp_path: Path) -> None:
     up = Up(["--data-dir", str(tmp_path), "--max-size", "lots"])
     assert up.finish() == 2
     assert any("--max-size" in line for line in up.lines)
+
+
+@pytest.mark.slow
+def test_up_demo_streams_until_the_buffer_freezes(
+    up_args: list[str], ports: dict[str, int]
+) -> None:
+    up = Up([*up_args, "--demo"])  # --max-size 1MiB: the first synthetic block fills it
+    try:
+        up.wait_for("the buffer is FROZEN", timeout=180)
+        api = f"http://127.0.0.1:{ports['api']}"
+        assert httpx.get(f"{api}/desc", timeout=5).json()["resp"] == "FROZEN"
+        assert httpx.get(f"{api}/stats", timeout=5).json()["buff_size"] >= 1024**2
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.finish() == 0
+    finally:
+        up.kill()

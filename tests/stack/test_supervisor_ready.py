@@ -12,7 +12,7 @@ import httpx
 import pytest
 import respx
 
-from glitchflow_core.launcher import ManagedProcess, ServiceFailed
+from glitchflow_stack import ManagedProcess, ServiceFailed
 
 URL = "http://service.test:8080"
 

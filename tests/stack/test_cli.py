@@ -1,0 +1,127 @@
+"""The ``glitchflow`` command: ``up``'s options and help, the hand-over to the dataset tools."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glitchflow_stack.cli import add_up_options, byte_size
+
+UP_OPTIONS = [
+    "--data-dir",
+    "--max-size",
+    "--host",
+    "--api-port",
+    "--logic-port",
+    "--buffer-port",
+    "--logic-workers",
+    "--api-workers",
+    "--demo",
+    "--no-demo",
+]
+
+
+def glitchflow(*args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "glitchflow_stack", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def up_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glitchflow up")
+    add_up_options(parser)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2000", 2000),
+        ("1e9", 10**9),
+        ("8MiB", 8 * 1024**2),
+        ("64mib", 64 * 1024**2),
+        ("1.5GB", 1_500_000_000),
+    ],
+)
+def test_max_size_forms(text: str, expected: int) -> None:
+    assert up_parser().parse_args(["--max-size", text]).max_size == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "-5", "8 parsecs", "nan", "inf", ""])
+def test_max_size_refuses_what_is_not_a_whole_size(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
+        byte_size(text)
+
+
+def test_defaults_and_the_demo_switch() -> None:
+    parser = up_parser()
+    defaults = parser.parse_args([])
+    assert (defaults.max_size, defaults.demo, defaults.api_port) == (64 * 1024**2, False, 8000)
+    assert parser.parse_args(["--demo"]).demo is True
+    # scripts/up.sh passes --demo first; a --no-demo after it wins.
+    assert parser.parse_args(["--demo", "--no-demo"]).demo is False
+
+
+def test_up_help_documents_every_option_for_users() -> None:
+    done = glitchflow("up", "--help")
+    assert done.returncode == 0
+    for option in UP_OPTIONS:
+        assert option in done.stdout
+    for action in up_parser()._actions:
+        assert action.help, f"{action.option_strings} has no help text"
+    for developer_note in ("gunicorn", ".py", "TODO"):
+        assert developer_note not in done.stdout
+
+
+def test_top_level_help_lists_the_commands() -> None:
+    done = glitchflow("--help")
+    assert done.returncode == 0
+    for command in ("up", "export", "train-ref"):
+        assert command in done.stdout
+
+
+@pytest.mark.parametrize("command", ["export", "train-ref"])
+def test_dataset_command_without_the_package_is_one_line_and_status_2(command: str) -> None:
+    # None in sys.modules is how Python marks a module as absent, installed or not.
+    absent = (
+        "import sys; sys.modules['glitchflow_dataset'] = None; "
+        "from glitchflow_stack.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", absent, command, "--out", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"glitchflow {command}: needs the Python package 'glitchflow_dataset',"
+        " which is not installed"
+    ]
+
+
+@pytest.mark.parametrize("command", ["export", "train-ref"])
+def test_dataset_command_hands_its_arguments_to_the_dataset_cli(
+    command: str, tmp_path: Path
+) -> None:
+    package = tmp_path / "glitchflow_dataset"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "cli.py").write_text("def main(argv=None):\n    print(repr(argv))\n    return 7\n")
+    done = glitchflow(command, "--batch", "3", "--out", "a b", pythonpath=tmp_path)
+    assert done.returncode == 7
+    assert done.stdout.strip() == repr([command, "--batch", "3", "--out", "a b"])
