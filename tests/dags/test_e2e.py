@@ -93,7 +93,7 @@ def cycle(airflow: Airflow, stack_factory: Callable[..., Any], tmp_path: Path) -
     airflow.env.update(
         {
             "AIRFLOW_CONN_GLITCHFLOW_API": connection_uri(layout.api_url, ADMIN),
-            "GLITCHFLOW_CLI": str(Path(sys.executable).with_name("glitchflow-dataset")),
+            "GLITCHFLOW_CLI": str(Path(sys.executable).with_name("glitchflow")),
             "GLITCHFLOW_ARCHIVE_ROOT": str(data_dir / "archive"),
             "GLITCHFLOW_OUTPUT_DIR": str(tmp_path / "datasets"),
         }

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from airflow_harness import Airflow, Run, connection_uri, parse_run
 
-from glitchflow_core.launcher import free_port
+from glitchflow_stack import free_port
 
 pytestmark = [pytest.mark.slow]
 
