@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import PokeReturnValue, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
 from glitchflow_dags.config import CONN_ID, DagSettings, run_setting
 
 SETTINGS = DagSettings.from_env()
@@ -44,7 +45,7 @@ def flush(frozen: dict[str, Any]) -> dict[str, Any]:
     if runner != SETTINGS.runner:
         # The runner shapes the graph, so it is read when the file is parsed: a Variable set
         # only in the metadata database is seen here too late.
-        raise api.AirflowFailException(
+        raise AirflowFailException(
             f"GLITCHFLOW_RUNNER is {runner!r} at run time but the DAG was parsed with "
             f"{SETTINGS.runner!r}: set it in the environment of the DAG processor and workers"
         )
@@ -79,6 +80,8 @@ def record(
     """The batch in one XCom: id, archive, counts, dataset, model and the trainer's report."""
     import logging
 
+    # Local runner: ``trained`` is train's answer (report path and report); Kubernetes: it is the
+    # report itself, from the train pod's XCom sidecar, and the paths are the pods' paths.
     summary = {
         "batch": flushed.get("batch"),
         "archive": flushed["archive"],
