@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,11 @@ _CHUNK_NAME_RE = re.compile(r"^[^./][^/]*__\d{20}__[1-9]\d*__[^/]+\.json$")
 """A chunk file name (``channel__t0ns__n__dt.json``); only these count as a batch's files."""
 
 LATEST = "latest"
+
+READ_THREADS = 2
+READ_AHEAD = 16
+"""Files read and hashed ahead of the consumer, in threads: reads and sha256 release the GIL,
+so they overlap with the caller's parsing on another core; the bound keeps memory small."""
 
 
 class ArchiveError(Exception):
@@ -223,15 +230,33 @@ class ArchiveStore(ABC):
         unlisted = self.unlisted_files(ref, manifest)
         if unlisted:
             raise FileMismatch(f"batch {ref.name}: {unlisted[0]} is not in the manifest")
-        for entry in manifest.files:
+        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="archive-read") as pool:
+            pending: deque[tuple[FileEntry, Future[bytes]]] = deque()
+            entries = iter(manifest.files)
             try:
-                data = self.read_bytes(ref.name, entry.name)
-            except FileNotFoundError as exc:
-                raise FileMismatch(
-                    f"batch {ref.name}: {entry.name} is in the manifest but missing"
-                ) from exc
-            check_file(ref, entry, data)
-            yield entry, data
+                while True:
+                    while len(pending) < READ_AHEAD:
+                        entry = next(entries, None)
+                        if entry is None:
+                            break
+                        pending.append((entry, pool.submit(self._read_checked, ref, entry)))
+                    if not pending:
+                        return
+                    entry, future = pending.popleft()
+                    yield entry, future.result()
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _read_checked(self, ref: BatchRef, entry: FileEntry) -> bytes:
+        try:
+            data = self.read_bytes(ref.name, entry.name)
+        except FileNotFoundError as exc:
+            raise FileMismatch(
+                f"batch {ref.name}: {entry.name} is in the manifest but missing"
+            ) from exc
+        check_file(ref, entry, data)
+        return data
 
     def verify(self, ref: BatchRef) -> Manifest:
         """Read the manifest and check every file against it; the manifest when all agree."""

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from glitchflow_archive import ArchiveError, LocalArchive
+from glitchflow_dataset.errors import DatasetError
 
 DEFAULT_ARCHIVE_ROOT = Path("glitchflow-data/archive")
 """Where ``glitchflow up`` (data in ``./glitchflow-data``) has the buffer archive batches."""
@@ -108,9 +109,10 @@ def run_train(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str = "glitchflow") -> int:
     """Run ``export`` or ``train-ref``; the exit status (0, or 2 with one line on stderr)."""
-    from glitchflow_dataset.errors import DatasetError
-
-    args = build_parser(prog).parse_args(argv)
+    try:
+        args = build_parser(prog).parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         line = run_export(args) if args.command == "export" else run_train(args)
     except (ArchiveError, DatasetError) as exc:

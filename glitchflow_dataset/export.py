@@ -154,6 +154,7 @@ def export_batch(
     chunks = list(read_chunks(store, ref, manifest))
     if not chunks:
         raise DatasetError(f"batch {ref.name} holds no chunks")
+    _check_channels(ref, manifest, chunks)
     joined = join_segments(chunks)
     summary = ExportSummary(
         Path(out),
@@ -210,6 +211,24 @@ def export_batch(
         if progress:
             progress(summary.line())
     return summary
+
+
+def _check_channels(ref: BatchRef, manifest: Manifest, chunks: list[Chunk]) -> None:
+    """Raise `DatasetError` when the manifest's per-channel chunk counts differ from the files'."""
+    listed = manifest.doc.get("channels")
+    if not isinstance(listed, dict):
+        return  # an older manifest without the per-channel summary
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        counts[chunk.channel] = counts.get(chunk.channel, 0) + 1
+    for channel in sorted(set(listed) | set(counts)):
+        info = listed.get(channel)
+        said = info.get("n_itm") if isinstance(info, dict) else None
+        if said != counts.get(channel, 0):
+            raise DatasetError(
+                f"batch {ref.name}: the manifest says channel {channel} has {said} chunks, "
+                f"the files hold {counts.get(channel, 0)}"
+            )
 
 
 def _write_conditioned(

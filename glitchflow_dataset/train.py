@@ -9,9 +9,6 @@ data usually looks like; the windows it finds hardest to explain are the glitch 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,7 +20,12 @@ import numpy as np
 import orjson
 
 from glitchflow_dataset.errors import DatasetError
-from glitchflow_dataset.export import CONDITIONED_GROUP, QTRANSFORM_GROUP, SEGMENTS_GROUP
+from glitchflow_dataset.export import (
+    CONDITIONED_GROUP,
+    QTRANSFORM_GROUP,
+    SEGMENTS_GROUP,
+    atomic_output,
+)
 
 MODEL_FILE = "model.joblib"
 REPORT_FILE = "report.json"
@@ -129,18 +131,6 @@ def window_features(series: Any, window: float) -> tuple[np.ndarray, list[Window
     return np.asarray(rows).reshape(-1, BANDS), windows
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(name)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
 def train_reference(
     dataset: Path, out: Path, *, window: float = 0.5, top: int = 20, seed: int = 0
 ) -> dict[str, Any]:
@@ -220,7 +210,7 @@ def train_reference(
         "n_estimators": 200,
         "seed": seed,
     }
-    with _atomic(out / MODEL_FILE) as tmp:
+    with atomic_output(out / MODEL_FILE) as tmp:
         joblib.dump(
             {
                 "model": model,
@@ -243,6 +233,6 @@ def train_reference(
         "params": params,
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    with _atomic(out / REPORT_FILE) as tmp:
+    with atomic_output(out / REPORT_FILE) as tmp:
         tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report

@@ -95,6 +95,12 @@ def _not_a_chunk(root: Path) -> None:
     (_batch(root) / "manifest.json").write_bytes(orjson.dumps(doc))
 
 
+def _channel_count_differs(root: Path) -> None:
+    doc = _manifest(root)
+    doc["channels"]["H1:TEST-STRAIN"]["n_itm"] = 5
+    (_batch(root) / "manifest.json").write_bytes(orjson.dumps(doc))
+
+
 def _nothing(root: Path) -> None:
     pass
 
@@ -116,6 +122,12 @@ CASES: list[tuple[str, Callable[[Path], None], str, str]] = [
     ),
     ("manifest not json", _bad_manifest_json, "1", "manifest.json is not valid JSON"),
     ("manifest escapes", _manifest_path_escape, "1", "lists '../../etc/passwd', not a chunk"),
+    (
+        "channel count differs",
+        _channel_count_differs,
+        "1",
+        "the manifest says channel H1:TEST-STRAIN has 5 chunks, the files hold 4",
+    ),
     ("not a chunk", _not_a_chunk, "1", "is not a valid chunk (h: must hold at least one sample)"),
 ]
 
@@ -201,3 +213,16 @@ def test_train_ref_on_a_bad_dataset_is_one_line_status_2(tmp_path, content, mess
 def test_usage_error_is_status_2(tmp_path):
     done = run_cli("export", "1")
     assert done.returncode == 2 and "--out" in done.stderr
+
+
+def test_main_returns_the_status_of_a_usage_error(capsys):
+    assert main(["export", "1"]) == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_glitchflow_dataset_console_script_is_registered():
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="glitchflow-dataset")
+    assert script.value == "glitchflow_dataset.cli:console"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
+from dataset.conftest import GWPY_WARNING, run_cli
 
 from glitchflow_core.chunk import parse_chunk
 
@@ -34,6 +35,7 @@ CLEAN = b'{"msg": "see you space cowboy"}'  # clean.sh
 JSON = {"Content-Type": "application/json"}
 
 
+@pytest.mark.filterwarnings(GWPY_WARNING)
 def test_original_payloads_sample_chunk_train_and_clean(stack_factory, tmp_path, disk) -> None:
     # A batch of one sample chunk: the write that stores it fills the batch.
     _stack, layout = stack_factory(max_size=100, env=OPEN_WRITERS, data_dir=tmp_path / "buf")
@@ -72,6 +74,16 @@ def test_original_payloads_sample_chunk_train_and_clean(stack_factory, tmp_path,
         archive = clean.json()["archive"]
         assert buf.archived_files(archive) == {name}
         assert buf.files() == {}
+
+    # The exporter reads the stored file (one time per sample) with the same parser.
+    out = tmp_path / "batch.h5"
+    done = run_cli("export", str(buf.archive / archive), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    from gwpy.timeseries import TimeSeries
+
+    series = TimeSeries.read(out, path="default/0000")
+    assert (series.t0.value, series.dt.value) == (GPS, 1 / 4096)
+    assert series.value.tolist() == chunk.h.tolist()
 
 
 def test_original_clean_archives_a_partial_batch(stack_factory, tmp_path, disk) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,17 +25,13 @@ UP_OPTIONS = [
 ]
 
 
-def glitchflow(*args: str, pythonpath: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
+def glitchflow(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "glitchflow_stack", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env=env,
     )
 
 
@@ -115,13 +110,32 @@ def test_dataset_command_without_the_package_is_one_line_and_status_2(command: s
 
 
 @pytest.mark.parametrize("command", ["export", "train-ref"])
-def test_dataset_command_hands_its_arguments_to_the_dataset_cli(
-    command: str, tmp_path: Path
-) -> None:
-    package = tmp_path / "glitchflow_dataset"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "cli.py").write_text("def main(argv=None):\n    print(repr(argv))\n    return 7\n")
-    done = glitchflow(command, "--batch", "3", "--out", "a b", pythonpath=tmp_path)
+def test_dataset_command_hands_its_arguments_to_the_dataset_cli(command: str) -> None:
+    # A stand-in for glitchflow_dataset.cli, put in sys.modules before the CLI looks it up.
+    stand_in = (
+        "import sys, types; cli = types.ModuleType('glitchflow_dataset.cli'); "
+        "cli.main = lambda argv=None: print(repr(argv)) or 7; "
+        "sys.modules['glitchflow_dataset'] = types.ModuleType('glitchflow_dataset'); "
+        "sys.modules['glitchflow_dataset.cli'] = cli; "
+        "from glitchflow_stack.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [command, "--batch", "3", "--out", "a b"]
+    done = subprocess.run(
+        [sys.executable, "-c", stand_in, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 7
-    assert done.stdout.strip() == repr([command, "--batch", "3", "--out", "a b"])
+    assert done.stdout.strip() == repr(argv)
+
+
+def test_export_reaches_the_real_dataset_tools(tmp_path: Path) -> None:
+    done = glitchflow(
+        "export", "7", "--out", str(tmp_path / "b.h5"), "--archive-root", str(tmp_path)
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert "glitchflow export: error:" in done.stderr
+    assert not (tmp_path / "b.h5").exists()
