@@ -15,6 +15,7 @@ from databuffer.eventlog import EventLog
 from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
+from databuffer.upload import make_uploader
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 logger = logging.getLogger("databuffer")
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     metrics = ServiceMetrics()
     metrics.registry.register(EventLogCollector(storage.log))
-    buffer = BufferService(settings, storage, metrics)
+    uploader = make_uploader(settings, storage)
+    buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
 
@@ -64,8 +66,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             "databuffer ready",
             extra={"data": str(settings.data_root), "batch": st.batch, "dstatus": st.dstatus},
         )
+        if uploader is not None:
+            # Archives not yet verified in the bucket (a crash, a store that was down) go first.
+            uploader.start()
         yield
         # uvicorn has already waited for in-flight requests (their writes) to finish.
+        if uploader is not None:
+            uploader.stop()
         storage.close()
         logger.info("databuffer stopped")
 

@@ -29,7 +29,8 @@ from databuffer.readback import ReadBack
 from databuffer.results import WriteResult
 from databuffer.settings import Settings
 from databuffer.storage import Storage
-from glitchflow_archive import ArchiveError, ArchiveStore, LocalArchive
+from databuffer.upload import Uploader
+from glitchflow_archive import ArchiveError, ArchiveStore, open_archive
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
@@ -71,10 +72,17 @@ class JSONResponse(Response):
 class BufferService:
     """What the handlers share: settings, the storage engine, metrics and the write gate."""
 
-    def __init__(self, settings: Settings, storage: Storage, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        metrics: ServiceMetrics,
+        uploader: Uploader | None = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.metrics = metrics
+        self.uploader = uploader
         self.tokens = settings.service_tokens()
         self.inflight = 0
         self.readback = ReadBack(
@@ -101,8 +109,9 @@ class BufferService:
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
-    """The archived batches, read through the archive package's interface (a local folder)."""
-    return LocalArchive(settings.archive_root)
+    """The archived batches, read through the archive package's interface: the local folder, and
+    the bucket when one is set (a batch whose local chunks went after its upload is read there)."""
+    return open_archive(settings.archive_root, settings)
 
 
 def service(request: Request) -> BufferService:
@@ -266,10 +275,16 @@ async def batches(request: Request) -> Response:
     """Manifests of the archived batches, newest first."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
     offset = query_int(request, "offset", 0, MAX_OFFSET)
-    manifests, total = await anyio.to_thread.run_sync(
-        service(request).storage.batches, limit, offset
-    )
-    return JSONResponse({"batches": manifests, "total": total, "offset": offset, "limit": limit})
+    svc = service(request)
+    manifests, total = await anyio.to_thread.run_sync(svc.storage.batches, limit, offset)
+    answer = {"batches": manifests, "total": total, "offset": offset, "limit": limit}
+    if svc.uploader is not None:
+        uploader = svc.uploader
+        for manifest in manifests:
+            if isinstance(manifest.get("archive"), str):
+                manifest["upload"] = uploader.batch_state(manifest["archive"])
+        answer["archive_store"] = uploader.status()
+    return JSONResponse(answer)
 
 
 async def upd_dsc(request: Request) -> Response:
@@ -319,7 +334,12 @@ async def clean_all(request: Request) -> Response:
         svc.metrics.flushes.inc()
         svc.metrics.fill_ratio.set(0)
         logger.info("batch flushed", extra={"batch": result.batch, "archive": result.archive})
-    return JSONResponse(result.as_json())
+    answer = result.as_json()
+    if svc.uploader is not None and result.archive is not None:
+        # The upload runs in the background: the answer says where the batch is now.
+        svc.uploader.submit(result.archive)
+        answer["upload"] = svc.uploader.batch_state(result.archive)
+    return JSONResponse(answer)
 
 
 async def healthz(request: Request) -> Response:
@@ -334,6 +354,16 @@ async def readyz(request: Request) -> Response:
     except OSError as exc:
         detail = f"storage not writable: {exc.strerror or exc}"
         raise Refused(503, "NOT_READY", detail) from exc
+    uploader = service(request).uploader
+    if uploader is not None:
+        # The uploader's own view (its last request, or its idle probe): no I/O here, so a
+        # store that hangs never makes the probe itself time out.
+        store = uploader.status()
+        if not store["reachable"]:
+            # Ingest and flushes go on (archives wait in the local folder): degraded, not down.
+            reason = f"archive store unreachable: {store['error']}"
+            return JSONResponse({"resp": "DEGRADED", "reason": reason, "archive_store": store})
+        return JSONResponse({"resp": "READY", "archive_store": store})
     return JSONResponse({"resp": "READY"})
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ByteSize, field_validator, model_validator
 
+from glitchflow_archive.settings import ArchiveSettings
 from glitchflow_core.settings import ChunkSettings, aliased
 from glitchflow_core.sizes import PositiveSize
 
@@ -29,8 +30,10 @@ def listen_address(value: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-class Settings(ChunkSettings):
-    """Where the buffer listens and keeps its files, how much it accepts at once, its token."""
+class Settings(ChunkSettings, ArchiveSettings):
+    """Where the buffer listens and keeps its files, how much it accepts at once, its token, and
+    the object store its archives go to (`glitchflow_archive.ArchiveSettings`; unset: the local
+    folder)."""
 
     port: int = aliased(8080, "port", ge=1, le=65535)
     servurl: str | None = aliased(None, "servurl", "SERVURL")

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
-from glitchflow_archive.store import BATCH_NAME_RE, ArchiveStore, BatchNotFound, BatchRef
+from glitchflow_archive.store import (
+    BATCH_NAME_RE,
+    MANIFEST,
+    BatchNotFound,
+    BatchRef,
+    FileMismatch,
+    StoredObject,
+    WritableStore,
+)
 
 _STAGING_PREFIX = "."
 _STAGING_SUFFIX = ".partial"
 
 
-class LocalArchive(ArchiveStore):
+class LocalArchive(WritableStore):
     """The archive folder the buffer flushes into.
 
     Parameters
@@ -46,6 +57,9 @@ class LocalArchive(ArchiveStore):
             raise BatchNotFound(f"{name!r} is not an archived batch name")
         return self.root / name
 
+    def _staging_dir(self, name: str) -> Path:
+        return self.root / f"{_STAGING_PREFIX}{name}{_STAGING_SUFFIX}"
+
     def names(self) -> list[str]:
         try:
             return [e.name for e in os.scandir(self.root) if e.is_dir()]
@@ -70,3 +84,56 @@ class LocalArchive(ArchiveStore):
 
     def location(self, name: str) -> str:
         return str(self.root / name) if name else str(self.root)
+
+    # ----------------------------------------------------------------- writing
+
+    def put(self, name: str, file: str, data: bytes, sha256: str | None = None) -> None:
+        """Write ``file`` of batch ``name``: chunk files into the hidden staging folder,
+        ``manifest.json`` last, which moves the whole folder into place."""
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise FileMismatch(f"batch {name}: {file} does not match the sha256 given")
+        final = self._batch_dir(name)
+        if "/" in file or file.startswith("."):
+            raise FileMismatch(f"batch {name}: {file!r} is not a file name")
+        folder = final if final.is_dir() else self._staging_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_durably(folder / file, data)
+        if file == MANIFEST and folder != final:
+            os.replace(folder, final)
+            _fsync_dir(self.root)
+
+    def head(self, name: str, file: str) -> StoredObject | None:
+        """Size and sha256 of ``file`` of batch ``name`` (staged or in place); None if absent."""
+        for folder in (self._batch_dir(name), self._staging_dir(name)):
+            try:
+                data = (folder / file).read_bytes()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return StoredObject(len(data), hashlib.sha256(data).hexdigest())
+        return None
+
+    def delete(self, name: str) -> None:
+        """Remove batch ``name``, its manifest first (never listed half-removed)."""
+        folder = self._batch_dir(name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / MANIFEST)
+        shutil.rmtree(folder, ignore_errors=False)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, fsync, rename: never a torn file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -81,6 +81,15 @@ class Manifest:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredObject:
+    """What a store says about one file: its size and its sha256 (hex), as the store recorded
+    them (S3 checks the sha256 when the file is put)."""
+
+    nbytes: int
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchRef:
     """An archived batch: its id, its name in the store, and where it is (path or URL)."""
 
@@ -264,6 +273,29 @@ class ArchiveStore(ABC):
         for _ in self.read_verified(ref, manifest):
             pass
         return manifest
+
+
+class WritableStore(ArchiveStore):
+    """A store batches can be put into: files first, ``manifest.json`` last, which completes the
+    batch (before it, the batch is only in `incomplete_names`)."""
+
+    @abstractmethod
+    def put(self, name: str, file: str, data: bytes, sha256: str | None = None) -> None:
+        """Store ``data`` as ``file`` of batch ``name``.
+
+        Raises
+        ------
+        FileMismatch
+            ``sha256`` is given and ``data`` does not match it (nothing is stored).
+        """
+
+    @abstractmethod
+    def head(self, name: str, file: str) -> StoredObject | None:
+        """Size and sha256 of ``file`` in batch ``name``; None when it is not there."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove batch ``name``, its manifest first, so it is never listed half-removed."""
 
 
 def check_file(ref: BatchRef, entry: FileEntry, data: bytes) -> None:

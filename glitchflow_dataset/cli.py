@@ -6,7 +6,9 @@ Usage::
     glitchflow train-ref --dataset FILE.h5 --out DIR [--window S] [--top N] [--seed N]
 
 ``BATCH`` is a batch id (``7``), ``latest``, an archived batch name, or a batch folder path.
-Exit status 0 on success, 2 with one line on stderr naming the problem.
+Exit status 0 on success, 2 with one line on stderr naming the problem. With the object store
+set (``GLITCHFLOW_ARCHIVE_S3_*``, docs/CONFIGURATION.md), ``export`` reads a batch from the local
+folder while it holds it, else from the bucket.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from glitchflow_archive import ArchiveError, LocalArchive
+from glitchflow_archive import ArchiveError, ArchiveSettings, LocalArchive, open_archive
+from glitchflow_core.settings import load_settings
 from glitchflow_dataset.errors import DatasetError
 
 DEFAULT_ARCHIVE_ROOT = Path("glitchflow-data/archive")
@@ -90,7 +93,10 @@ def run_export(args: argparse.Namespace) -> str:
     if _looks_like_path(args.batch) and not args.batch.isdigit():
         store, ref = LocalArchive.open_folder(Path(args.batch))
     else:
-        store = LocalArchive(args.archive_root or default_archive_root())
+        # With GLITCHFLOW_ARCHIVE_S3_* set, a batch no longer in the folder is read from the
+        # bucket (the buffer removes local copies once their upload is verified).
+        root = args.archive_root or default_archive_root()
+        store = open_archive(root, args.archive_settings)
         ref = store.resolve(args.batch)
     return export_batch(store, ref, args.out, pad=args.pad_gaps, conditioning=conditioning).line()
 
@@ -113,6 +119,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "glitchflow") -> int:
         args = build_parser(prog).parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2, one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    if args.command == "export":
+        try:
+            args.archive_settings = load_settings(ArchiveSettings, f"{prog} export")
+        except SystemExit as exc:  # one line naming the variable is printed already
+            return exc.code if isinstance(exc.code, int) else 2
     try:
         line = run_export(args) if args.command == "export" else run_train(args)
     except (ArchiveError, DatasetError) as exc:
