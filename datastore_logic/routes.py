@@ -267,7 +267,8 @@ def status_page() -> Response:
         if exc.status != 404:
             raise
         last = exc.fields["pages"]
-        code, notice = 404, f"There is no page {page}: the list has {last}. Showing the last."
+        pages = f"{last} page" + ("s" if last != 1 else "")
+        code, notice = 404, f"There is no page {page}: the list has {pages}; this is the last."
         initial = _status(last)
     assets: PageAssets = _ctx()["page_assets"]
     html = render_template(

@@ -275,6 +275,7 @@
   if (initial && initial.chunks) {
     lastGood = Date.now();
     lastData = initial;
+    if (initial.chunks.page !== page) history.replaceState(null, "", "?page=" + initial.chunks.page);
     page = initial.chunks.page;
     render(initial);
   } else if (initial && initial.resp) {

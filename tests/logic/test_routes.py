@@ -404,7 +404,7 @@ def test_status_page_past_the_end_is_404_showing_the_last(
     answer = client.get("/?page=99")
     assert answer.status_code == 404
     html = answer.get_data(as_text=True)
-    assert "There is no page 99: the list has 1. Showing the last." in html
+    assert "There is no page 99: the list has 1 page; this is the last." in html
     assert "page 99 of" not in html
 
 
