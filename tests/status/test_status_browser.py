@@ -82,6 +82,12 @@ def watched(browser) -> Iterator[Watched]:
     context.close()
 
 
+def open_page(page, url: str) -> None:
+    """Open the status page at ``url`` and wait until it has drawn its numbers."""
+    page.goto(url)
+    page.wait_for_selector('[data-field="chunks"]')
+
+
 def number(text: str) -> int:
     return int(re.sub(r"[^0-9]", "", text))
 
@@ -104,8 +110,7 @@ def test_page_loads_offline_and_its_numbers_equal_stats(
     send.stream(H1, t0 + 3.0, 2)  # a gap of 2.5 s in H1
     send.stream(L1, t0, 3)
     page = watched.page
-    page.goto(f"{layout.api_url}/dspage")
-    page.wait_for_selector('[data-field="chunks"]')
+    open_page(page, f"{layout.api_url}/dspage")
     stats = httpx.get(f"{layout.api_url}/stats", timeout=30).json()
     assert number(page.text_content('[data-field="chunks"]')) == stats["n_itm"] == 7
     assert number(page.text_content('[data-field="bytes"]')) == stats["buff_size"]
@@ -136,8 +141,7 @@ def test_page_updates_without_reload_when_chunks_arrive(stack_factory, sender, w
     send = sender(layout.api_url)
     send.stream(H1, 1_400_000_000.0, 1)
     page = watched.page
-    page.goto(f"{layout.api_url}/dspage")
-    page.wait_for_selector('[data-field="chunks"]')
+    open_page(page, f"{layout.api_url}/dspage")
     assert number(page.text_content('[data-field="chunks"]')) == 1
     page.evaluate("window.__same_document = true")
     send.stream(H1, 1_400_000_000.25, 4)
@@ -152,8 +156,7 @@ def test_page_shows_frozen_and_what_frees_it(stack_factory, sender, watched, req
     send = sender(layout.api_url)
     send.stream(H1, 1_400_000_000.0, 1)
     page = watched.page
-    page.goto(f"{layout.api_url}/dspage")
-    page.wait_for_selector('[data-field="chunks"]')
+    open_page(page, f"{layout.api_url}/dspage")
     assert page.text_content("#state") == "OPERATIONAL"
     send.stream(H1, 1_400_000_000.25, 1)  # fills the buffer: frozen
     expect(page.locator("#state")).to_have_text("FROZEN", timeout=15_000)
@@ -167,8 +170,7 @@ def test_page_says_when_the_buffer_is_down_and_data_stale(stack_factory, sender,
     stack, layout = stack_factory(max_size=10_000_000, env=TOKENS_ENV)
     sender(layout.api_url).stream(H1, 1_400_000_000.0, 1)
     page = watched.page
-    page.goto(f"{layout.logic_url}/")
-    page.wait_for_selector('[data-field="chunks"]')
+    open_page(page, f"{layout.logic_url}/")
     stack.processes[0].stop()  # the databuffer
     page.wait_for_selector("#problem:not(.hidden)", timeout=15_000)
     assert "UPSTREAM_UNREACHABLE" in page.text_content("#problem")
@@ -181,8 +183,7 @@ def test_page_is_readable_on_a_phone(stack_factory, sender, browser, request) ->
     sender(layout.api_url).stream(H1, 1_400_000_000.0, 2)
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
-    page.goto(f"{layout.api_url}/dspage")
-    page.wait_for_selector('[data-field="chunks"]')
+    open_page(page, f"{layout.api_url}/dspage")
     # Nothing but the tables' own scrolling boxes is wider than the screen.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
