@@ -23,6 +23,7 @@ from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import CurrentBatch
 from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
+from databuffer.index import Span
 from databuffer.naming import ChunkIdentity, chunk_filename
 from databuffer.overview import ArchiveSummaries, RecentStrain, channel_summary, chunk_entries
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
@@ -167,6 +168,25 @@ class Storage:
             },
             "archives": {"items": archives, "total": archive_total},
         }
+
+    def spans_in_buffer(
+        self, channel: str, start: float, end: float
+    ) -> list[tuple[int, Path, list[Span] | None]]:
+        """Per batch held here, the spans of ``channel`` overlapping ``[start, end)``.
+
+        ``(batch, folder of its files, spans)``, spans None when the batch has no such channel.
+        The batch being filled only, for now: sealed batches waiting in the buffer (rotation)
+        join this list, each with its own folder, so `databuffer.readback` reads them too.
+        """
+        with self._lock:
+            index = self._batch.index.channel(channel)
+            spans = None if index is None else index.between(start, end)
+            return [(self._batch.state.batch, self.data_dir, spans)]
+
+    def channel_spans_in_buffer(self) -> list[tuple[int, dict[str, list[Span]]]]:
+        """Per batch held here (as `spans_in_buffer`), every channel's spans."""
+        with self._lock:
+            return [(self._batch.state.batch, self._batch.index.spans())]
 
     def batches(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Manifests of archived batches, newest first, one page, and the total."""
