@@ -18,6 +18,7 @@ from databuffer.errors import Conflict, Frozen
 from databuffer.eventlog import EventLog
 from databuffer.index import ArchivedNames, BatchIndex, index_folder
 from databuffer.naming import ChunkIdentity
+from databuffer.rate import IngestRate
 from databuffer.results import FlushResult, Stat, WriteResult
 from databuffer.state import (
     FROZEN,
@@ -68,6 +69,8 @@ class CurrentBatch:
         # Where recently archived files went, so that a retry racing with flushes is still
         # recognised as a duplicate and told which batch holds it.
         self.archived = ArchivedNames()
+        # Kept across batches: the rate is of the stream, not of one batch.
+        self.rate = IngestRate(clock)
 
     def recover(self) -> None:
         """Rebuild from the disk: the chunk files and archives are the truth, the state follows."""
@@ -110,6 +113,7 @@ class CurrentBatch:
         span = self.index.overlapping(identity)
         if span is not None:
             self.log.append("conflict", file=name, existing=span.name, batch=state.batch)
+            self.index.refuse(identity)
             raise Conflict(f"overlaps stored chunk {span.name}", span.name)
         return None
 
@@ -121,6 +125,8 @@ class CurrentBatch:
         stored = (folder / name).read_bytes()
         if not same_chunk(stored, data, chunk):
             self.log.append("conflict", file=name, existing=name, batch=batch)
+            if archive is None:
+                self.index.refuse(ChunkIdentity.of(chunk))
             raise Conflict("same chunk identity already stored with different samples", name)
         self.log.append("duplicate", file=name, batch=batch)
         # The size on disk, whatever this copy's spelling.
@@ -138,6 +144,7 @@ class CurrentBatch:
         if not self.index.stored_files:
             self.state = replace(self.state, batch_started=self.clock())
         self.index.add(name, identity, size)
+        self.rate.record(size, identity.n * identity.dt)
         batch = self.state.batch
         self.log.append("write", file=name, bytes=size, channel=identity.channel, batch=batch)
         froze = self.freeze_if_due("policy", freeze_at, max_age)

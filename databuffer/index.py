@@ -19,6 +19,7 @@ from typing import Any
 
 from sortedcontainers import SortedKeyList, SortedList
 
+from databuffer.coverage import Coverage
 from databuffer.naming import ChunkIdentity, parse_filename
 
 logger = logging.getLogger("databuffer.index")
@@ -49,11 +50,15 @@ def overlaps(a_start: float, a_end: float, a_dt: float, b: Span) -> bool:
 
 
 class ChannelIndex:
-    """The spans of one channel, sorted by start time; stored spans never overlap each other."""
+    """The spans of one channel, sorted by start time; stored spans never overlap each other.
+
+    Its `Coverage` (segments, gaps, refused overlaps) is kept as spans are added.
+    """
 
     def __init__(self) -> None:
         self._spans: SortedKeyList = SortedKeyList(key=attrgetter("start"))
         self.nbytes = 0
+        self.coverage = Coverage()
 
     def __len__(self) -> int:
         return len(self._spans)
@@ -62,6 +67,12 @@ class ChannelIndex:
         """Record a stored chunk."""
         self._spans.add(span)
         self.nbytes += span.nbytes
+        self.coverage.add(span.start, span.end, span.dt)
+
+    @property
+    def newest(self) -> Span | None:
+        """The span that starts last."""
+        return self._spans[-1] if self._spans else None
 
     def overlapping(self, start: float, end: float, dt: float) -> Span | None:
         """A stored span overlapping ``[start, end)``, or None; O(log n).
@@ -98,15 +109,7 @@ class ChannelIndex:
 
     def segments(self) -> list[list[float]]:
         """Contiguous coverage ``[[start, end], ...]``; chunks closer than half a sample join."""
-        merged: list[list[float]] = []
-        last_dt = 0.0
-        for span in self._spans:
-            if merged and span.start <= merged[-1][1] + 0.5 * min(last_dt, span.dt):
-                merged[-1][1] = max(merged[-1][1], span.end)
-            else:
-                merged.append([span.start, span.end])
-            last_dt = span.dt
-        return merged
+        return self.coverage.segments()
 
     def describe(self) -> dict[str, object]:
         """``{"n_itm", "bytes", "start", "end", "segments", "gaps"}`` of this channel."""
@@ -176,6 +179,24 @@ class BatchIndex:
     def channels(self) -> dict[str, dict[str, Any]]:
         """`ChannelIndex.describe` of every channel, by channel name."""
         return {channel: index.describe() for channel, index in sorted(self._channels.items())}
+
+    def channel_indexes(self) -> list[tuple[str, ChannelIndex]]:
+        """``(channel, ChannelIndex)`` of every channel, sorted by channel name."""
+        return sorted(self._channels.items())
+
+    def refuse(self, identity: ChunkIdentity) -> None:
+        """Count a chunk of ``identity`` refused for overlapping stored data of its channel.
+
+        Only a channel with data in this batch counts it (a conflict with an archived chunk
+        is not about this batch's coverage).
+        """
+        index = self._channels.get(identity.channel)
+        if index is not None:
+            index.coverage.refuse(identity.start, identity.end)
+
+    def entries(self, limit: int, offset: int = 0) -> list[tuple[str, int]]:
+        """One page of ``(name, bytes)`` sorted by channel then GPS time."""
+        return [(name, self._sizes[name]) for _, _, name in self._ordered[offset : offset + limit]]
 
 
 def index_folder(folder: Path) -> tuple[BatchIndex, float | None]:

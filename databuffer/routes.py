@@ -55,6 +55,9 @@ LOG_DEFAULT_LIMIT = 100
 LOG_MAX_LIMIT = 10_000
 BATCHES_DEFAULT_LIMIT = 10
 BATCHES_MAX_LIMIT = 1000
+STATUS_DEFAULT_LIMIT = 50
+STATUS_MAX_LIMIT = 1000
+"""Most stored chunks listed by one ``/status`` answer."""
 
 
 class JSONResponse(Response):
@@ -271,6 +274,14 @@ async def channels(request: Request) -> Response:
     return JSONResponse({"channels": coverage})
 
 
+async def status(request: Request) -> Response:
+    """What the status page shows: counters, state, channels, rate, archives, a page of chunks."""
+    limit = query_int(request, "limit", STATUS_DEFAULT_LIMIT, STATUS_MAX_LIMIT)
+    offset = query_int(request, "offset", 0, MAX_OFFSET)
+    doc = await anyio.to_thread.run_sync(service(request).storage.overview, limit, offset)
+    return JSONResponse(doc)
+
+
 async def batches(request: Request) -> Response:
     """Manifests of the archived batches, newest first."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
@@ -381,6 +392,7 @@ ROUTES = [
     Route("/dumpLogF", dump_log_f, methods=["GET"]),
     Route("/channels", channels, methods=["GET"]),
     Route("/batches", batches, methods=["GET"]),
+    Route("/status", status, methods=["GET"]),
     Route("/data", data, methods=["GET"]),
     Route("/spans", spans, methods=["GET"]),
     Route("/upddsc", upd_dsc, methods=["POST"]),

@@ -25,6 +25,7 @@ from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
 from databuffer.index import Span
 from databuffer.naming import ChunkIdentity, chunk_filename
+from databuffer.overview import ArchiveSummaries, RecentStrain, channel_summary, chunk_entries
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
 from databuffer.state import FROZEN, STAT_FILE, STATE_FILE, BatchState, StatCache
 from glitchflow_core.chunk import Chunk
@@ -66,6 +67,8 @@ class Storage:
             folder.mkdir(parents=True, exist_ok=True)
         self.log = EventLog(self.log_dir / LOG_FILE, log_max_bytes, log_backups)
         self.archive = Archive(self.archive_dir)
+        self._recent = RecentStrain(self.data_dir)
+        self._archive_summaries = ArchiveSummaries(self.archive)
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._renamed = 0  # renames into the data folder so far
@@ -126,6 +129,45 @@ class Storage:
         """Per channel: files, bytes, GPS span, covered segments and gaps."""
         with self._lock:
             return self._batch.index.channels()
+
+    def overview(self, limit: int, offset: int = 0) -> dict[str, Any]:
+        """What the status page shows, in a time independent of the number of stored chunks.
+
+        Counters, state, per-channel coverage and the ingest rate are kept as chunks arrive;
+        besides them only one page of the sorted index, the newest chunk file of each channel
+        (cached) and the newest archives' manifests (cached) are read.
+        """
+        with self._lock:
+            batch = self._batch
+            state = batch.state
+            now = batch.clock()
+            stat = batch.stat()
+            indexes = batch.index.channel_indexes()
+            channels = [channel_summary(channel, index) for channel, index in indexes]
+            newest = [index.newest for _, index in indexes]
+            entries = batch.index.entries(max(limit, 0), offset)
+            rate = batch.rate.as_json()
+        for summary, span in zip(channels, newest, strict=True):
+            if span is not None:
+                samples = round((span.end - span.start) / span.dt)
+                summary["recent"] = self._recent.preview(summary["channel"], span.name, samples)
+        archives, archive_total = self._archive_summaries.newest()
+        frozen_at = state.frozen_at if state.dstatus == FROZEN else None
+        return {
+            "now": now,
+            "stat": stat.as_json(),
+            "state": state.as_json(),
+            "frozen_for_s": None if frozen_at is None else max(0.0, now - frozen_at),
+            "rate": rate,
+            "channels": channels,
+            "chunks": {
+                "items": chunk_entries(entries),
+                "total": stat.stored_files,
+                "offset": offset,
+                "limit": limit,
+            },
+            "archives": {"items": archives, "total": archive_total},
+        }
 
     def spans_in_buffer(
         self, channel: str, start: float, end: float

@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from datastore_logic.policy import Policy
     from datastore_logic.routes import bp
     from datastore_logic.settings import Settings
+    from datastore_logic.status import PageAssets
     from datastore_logic.upstream import BufferClient
     from glitchflow_core.edge import install_flask
     from glitchflow_core.logs import configure_logging
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ),
         "tokens": tokens,
         "metrics": ServiceMetrics(),
+        "page_assets": PageAssets.load(),
     }
     app.register_blueprint(bp)
     install_flask(app, lambda: app.extensions["glitchflow"]["metrics"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -10,6 +9,7 @@ import orjson
 from flask import Blueprint, Response, current_app, g, render_template, request
 
 from datastore_logic.policy import Policy, flush_answer, flush_request
+from datastore_logic.status import PAGE_SIZE, PageAssets, status_document
 from datastore_logic.upstream import UPSTREAM, BufferClient
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.edge import (
@@ -24,13 +24,12 @@ from glitchflow_core.edge import (
     request_object,
     require_media,
 )
+from glitchflow_core.favicon import CACHE_CONTROL, favicon
 from glitchflow_core.metrics import ServiceMetrics
-from glitchflow_core.sizes import format_size
 from glitchflow_core.upstream import UpstreamError, UpstreamFailure, json_object
 
 bp = Blueprint("logic", __name__)
 
-PAGE_SIZE = 50
 DUMP_MAX_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
 LOG_MAX_LIMIT = 10_000
@@ -234,6 +233,25 @@ def dumpflog() -> Response:
     return _relay(_buffer().request("GET", "/dumpLogF", params=params))
 
 
+def _status(page: int) -> dict[str, Any]:
+    """The ``/status`` answer for ``page`` of the stored chunks; `Refused` 404 past the last."""
+    params = {"limit": PAGE_SIZE, "offset": (page - 1) * PAGE_SIZE}
+    buffer_doc = _buffer_json(_ok(_buffer().request("GET", "/status", params=params)))
+    doc = status_document(buffer_doc, _policy(), page)
+    pages = doc["chunks"]["pages"]
+    if page > pages:
+        reason = f"is past the last page ({pages})"
+        raise Refused(404, "NOT_FOUND", {"field": "page", "reason": reason}, pages=pages)
+    return doc
+
+
+@bp.get("/status")
+def status() -> Response:
+    """What the status page shows, as JSON: state, fill, rate, channels, archives, chunks."""
+    page = _query_int("page", 1, MAX_PAGE) or 1
+    return json_response(_status(page))
+
+
 @bp.get("/data")
 def data() -> Response:
     """Samples of a channel in a GPS range, from the buffer; its refusals relayed as they are."""
@@ -251,45 +269,45 @@ def channels() -> Response:
 
 @bp.get("/")
 def status_page() -> Response:
-    """The status page: state, fill towards MAX_SIZE, batch, counts and a paged file list."""
-    page = _query_int("page", 1, MAX_PAGE)
-    page_number = 1 if page is None else page
-    buffer = _buffer()
-    stat = _buffer_json(_ok(buffer.request("GET", "/stat")))
-    desc = _buffer_json(_ok(buffer.request("GET", "/dstat")))
-    files = _buffer_json(
-        _ok(
-            buffer.request(
-                "GET",
-                "/dumpF",
-                params={"limit": PAGE_SIZE, "offset": (page_number - 1) * PAGE_SIZE},
-            )
-        )
-    )
-    max_size = _policy().max_size
-    buff_size = int(stat.get("buff_size") or 0)
-    total = int(files.get("total") or stat.get("n_itm") or 0)
+    """The status page; it keeps itself up to date from ``/status`` without reloading.
+
+    Once loaded it says by itself when the buffer stops answering; a first load that cannot
+    reach the buffer is answered like every other call (502/504 naming it).
+    """
+    page = _query_int("page", 1, MAX_PAGE) or 1
+    code, notice = 200, None
+    try:
+        initial = _status(page)
+    except Refused as exc:
+        if exc.status != 404:
+            raise
+        last = exc.fields["pages"]
+        pages = f"{last} page" + ("s" if last != 1 else "")
+        code, notice = 404, f"There is no page {page}: the list has {pages}; this is the last."
+        initial = _status(last)
+    assets: PageAssets = _ctx()["page_assets"]
     html = render_template(
         "status.html",
-        state=desc.get("dstatus", "UNKNOWN"),
-        user=desc.get("user"),
-        batch=stat.get("batch", desc.get("batch")),
-        batch_started=desc.get("batch_started"),
-        frozen_at=desc.get("frozen_at"),
-        frozen_reason=desc.get("frozen_reason"),
-        n_itm=int(stat.get("n_itm") or 0),
-        buff_size=buff_size,
-        buff_size_h=format_size(buff_size),
-        max_size=max_size,
-        max_size_h=format_size(max_size),
-        percent=round(100 * _policy().fill_ratio(buff_size), 1),
-        files=files.get("nmlist") or [],
-        page=page_number,
-        pages=max(1, math.ceil(total / PAGE_SIZE)),
-        total=total,
-        refresh_seconds=5,
+        state=initial["state"],
+        initial=initial,
+        notice=notice,
+        style=assets.style,
+        script=assets.script,
     )
-    return Response(html, mimetype="text/html")
+    return Response(
+        html,
+        status=code,
+        mimetype="text/html",
+        headers={"Content-Security-Policy": assets.csp, "Cache-Control": "no-store"},
+    )
+
+
+@bp.get("/favicon.ico")
+@bp.get("/favicon.svg")
+def favicon_file() -> Response:
+    """The icon of the status page."""
+    body, media = favicon(request.path.lstrip("/"))
+    return Response(body, mimetype=media, headers={"Cache-Control": CACHE_CONTROL})
 
 
 def _ok(upstream: Any) -> Any:

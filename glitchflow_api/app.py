@@ -13,6 +13,7 @@ from glitchflow_api.auth import Tokens
 from glitchflow_api.context import Context
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
+from glitchflow_api.status import router as status_router
 from glitchflow_api.upstream import LogicClient
 from glitchflow_core.edge import install_fastapi
 from glitchflow_core.logs import configure_logging
@@ -60,6 +61,7 @@ def build_app(settings: Settings) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(router)
+    app.include_router(status_router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
     install_fastapi(app, ctx.metrics)
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -55,8 +54,6 @@ about 20 MB) would stall every other request on the event loop (docs/PERFORMANCE
 """
 MAX_DUMP_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
-MAX_PAGE = 10**12
-"""Status page number: the logic shows 50 files a page, so its offsets stay far below 2**62."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorAnswer, "description": "Missing or invalid token."},
     403: {
@@ -300,22 +297,6 @@ async def desc(request: Request) -> Response:
         if key in doc:
             answer[key] = doc[key]
     return json_response(answer)
-
-
-@router.get(
-    "/dspage",
-    summary="Status page",
-    response_class=HTMLResponse,
-    responses={502: {"model": ErrorAnswer}, 504: {"model": ErrorAnswer}},
-    openapi_extra={"parameters": [query_int_doc("page", 1, MAX_PAGE, "Page of the file list.")]},
-)
-async def dspage(request: Request) -> Response:
-    """The status page, fetched from datastore_logic and served here (never a redirect)."""
-    page = bounded_int(request.query_params.get("page"), "page", 1, MAX_PAGE, 1)
-    upstream = await client(request).request("GET", "/", params={"page": page})
-    if upstream.status_code != 200:
-        _failure(upstream, _doc(upstream))
-    return HTMLResponse(upstream.content)
 
 
 HDF5 = "application/x-hdf5"

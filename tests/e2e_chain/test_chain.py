@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 import httpx
+import orjson
 import pytest
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
@@ -173,16 +174,24 @@ def test_bad_chunk_writes_nothing(stack_factory, tmp_path, auth, chunk, disk) ->
     assert disk(tmp_path / "buf").files() == {}
 
 
+def page_data(html: str) -> dict:
+    """The data the status page is drawn from, embedded in it."""
+    start = html.index('<script type="application/json" id="initial">') + 45
+    return orjson.loads(html[start : html.index("</script>", start)])
+
+
 def test_status_page_served_by_api(stack_factory, tokens_env, auth, chunk, disk) -> None:
     _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env)
     with httpx.Client(base_url=layout.api_url, timeout=10) as api:
         empty = api.get("/dspage")
         assert empty.status_code == 200
-        assert "The buffer is empty." in empty.text
-        created = api.post("/streamdata", content=chunk(1e9), headers=auth.writer).json()["body"]
+        assert page_data(empty.text)["n_itm"] == 0
+        assert api.post("/streamdata", content=chunk(1e9), headers=auth.writer).status_code == 201
         page = api.get("/dspage")
-        assert created["file"] in page.text
-        assert "OPERATIONAL" in page.text
+        # The page's first data, as /status answers it: the chunk by its identity.
+        (stored,) = page_data(page.text)["chunks"]["items"]
+        assert (stored["channel"], stored["t0"], stored["n"]) == ("default", 1e9, 200)
+        assert "<title>Glitchflow datastore: OPERATIONAL</title>" in page.text
 
 
 def test_buffer_down_is_an_error_never_frozen_or_waiting(

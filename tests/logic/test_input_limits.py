@@ -89,7 +89,7 @@ def test_status_page_relays_buffer_refusal_as_its_4xx(
     client: FlaskClient, buffer: FakeUpstream
 ) -> None:
     refusal = {"resp": "INVALID", "detail": {"field": "offset", "reason": "too large"}}
-    buffer.get("/stat").respond(422, json=refusal)
+    buffer.get("/status").respond(422, json=refusal)
     answer = client.get("/")
     assert (answer.status_code, answer.json) == (422, refusal)
 

@@ -326,41 +326,96 @@ def test_dumpf_refuses_bad_paging(client: FlaskClient, buffer: FakeUpstream) -> 
     assert not dump.called
 
 
-def mock_page(buffer: FakeUpstream, files: list[str], buff_size: int, state: str) -> None:
-    buffer.get("/stat").respond(
-        200, json={"n_itm": len(files), "buff_size": buff_size, "batch": 5, "dstatus": state}
-    )
-    buffer.get("/dstat").respond(
-        200, json={"dstatus": state, "user": "airflow", "batch": 5, "frozen_at": None}
-    )
-    buffer.get("/dumpF").respond(
-        200, json={"nmlist": files, "total": len(files), "offset": 0, "limit": 50}
-    )
+def buffer_status(n_itm: int, buff_size: int, state: str) -> dict[str, object]:
+    """A databuffer ``/status`` answer with ``n_itm`` chunks of the default channel."""
+    items = [
+        {"channel": "default", "t0": 1e9 + i, "n": 4, "dt": 0.25, "bytes": buff_size // n_itm}
+        for i in range(min(n_itm, 50))
+    ]
+    frozen = state == "FROZEN"
+    return {
+        "now": 1_700_000_100.0,
+        "stat": {"n_itm": n_itm, "buff_size": buff_size, "batch": 5, "dstatus": state},
+        "state": {
+            "dstatus": state,
+            "user": "airflow" if frozen else None,
+            "batch": 5,
+            "batch_started": "2026-11-22T10:00:00+00:00",
+            "frozen_at": "2026-11-22T10:01:00+00:00" if frozen else None,
+            "frozen_reason": "buff_size 750 >= 700" if frozen else None,
+        },
+        "frozen_for_s": 40.0 if frozen else None,
+        "rate": {
+            "window_s": 60,
+            "chunks": n_itm,
+            "bytes": buff_size,
+            "chunks_per_s": n_itm / 60,
+            "bytes_per_s": buff_size / 60,
+            "realtime": n_itm / 60,
+        },
+        "channels": [],
+        "chunks": {"items": items, "total": n_itm, "offset": 0, "limit": 50},
+        "archives": {"items": [], "total": 0},
+    }
+
+
+def test_status_adds_the_policy_to_the_buffers_numbers(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    status = buffer.get("/status").respond(200, json=buffer_status(2, 750, "FROZEN"))
+    doc = client.get("/status").json
+    assert (doc["state"], doc["n_itm"], doc["buff_size"], doc["batch"]) == ("FROZEN", 2, 750, 5)
+    assert (doc["max_size"], doc["fill"]) == (1000, 0.75)
+    assert doc["frozen"]["for_s"] == 40.0
+    assert "/cleanbuf" in doc["frozen"]["hint"]
+    assert doc["chunks"]["pages"] == 1
+    assert status.calls.last.query == {"limit": "50", "offset": "0"}
+
+
+def test_status_pages_the_chunks_fifty_a_page(client: FlaskClient, buffer: FakeUpstream) -> None:
+    status = buffer.get("/status").respond(200, json=buffer_status(120, 12_000, "OPERATIONAL"))
+    doc = client.get("/status?page=3").json
+    assert (doc["chunks"]["page"], doc["chunks"]["pages"]) == (3, 3)
+    assert status.calls.last.query == {"limit": "50", "offset": "100"}
+    past = client.get("/status?page=4")
+    assert past.status_code == 404
+    assert past.json == {
+        "resp": "NOT_FOUND",
+        "detail": {"field": "page", "reason": "is past the last page (3)"},
+        "pages": 3,
+    }
 
 
 def test_status_page_works_with_empty_buffer(client: FlaskClient, buffer: FakeUpstream) -> None:
-    mock_page(buffer, [], 0, "OPERATIONAL")
+    buffer.get("/status").respond(200, json=buffer_status(0, 0, "OPERATIONAL"))
     answer = client.get("/")
     assert answer.status_code == 200
     assert answer.mimetype == "text/html"
     html = answer.get_data(as_text=True)
-    assert "OPERATIONAL" in html
-    assert "The buffer is empty." in html
-    assert "Fill: 0.0%" in html
-    assert 'http-equiv="refresh"' in html
+    assert "<title>Glitchflow datastore: OPERATIONAL</title>" in html
+    assert '"n_itm":0' in html.replace(" ", "")
+    assert 'http-equiv="refresh"' not in html  # it updates itself, without reloading
 
 
-def test_status_page_shows_fill_batch_and_files(
-    make_client: Callable[..., FlaskClient], buffer: FakeUpstream
+def test_status_page_past_the_end_is_404_showing_the_last(
+    client: FlaskClient, buffer: FakeUpstream
 ) -> None:
-    mock_page(buffer, ["default-1.json", "default-2.json"], 750, "FROZEN")
-    html = make_client(service_token=TOKEN).get("/").get_data(as_text=True)
-    assert "Fill: 75.0%" in html
-    assert "width: 75.0%" in html
-    assert "default-2.json" in html
-    assert "<td>5</td>" in html
-    assert "FROZEN" in html
-    assert TOKEN not in html
+    buffer.get("/status").respond(200, json=buffer_status(2, 750, "FROZEN"))
+    answer = client.get("/?page=99")
+    assert answer.status_code == 404
+    html = answer.get_data(as_text=True)
+    assert "There is no page 99: the list has 1 page; this is the last." in html
+    assert "page 99 of" not in html
+
+
+def test_status_page_allows_only_its_own_script_and_style(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    buffer.get("/status").respond(200, json=buffer_status(0, 0, "OPERATIONAL"))
+    answer = client.get("/")
+    csp = answer.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'sha256-" in csp and "unsafe" not in csp
 
 
 def test_status_page_buffer_down_is_502(

@@ -1,0 +1,58 @@
+"""Status page fixtures: a stack with tokens, chunks with gaps, the page's JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+
+WRITER = "status-writer-token-0123456789"
+ADMIN = "status-admin-token-0123456789"
+SERVICE = "status-service-token-0123456789"
+TOKENS = (WRITER, ADMIN, SERVICE)
+TOKENS_ENV = {
+    "GLITCHFLOW_WRITER_TOKENS": WRITER,
+    "GLITCHFLOW_ADMIN_TOKENS": ADMIN,
+    "GLITCHFLOW_SERVICE_TOKEN": SERVICE,
+    "GLITCHFLOW_LOG_LEVEL": "WARNING",
+}
+RATE = 4096
+H1 = "H1:GDS-CALIB_STRAIN"
+L1 = "L1:GDS-CALIB_STRAIN"
+
+
+def chunk_body(t0: float, n: int = 1024, channel: str = H1, seed: int = 0) -> bytes:
+    """A chunk of ``n`` samples at 4096 Hz from GPS ``t0``."""
+    h = np.random.default_rng(seed).normal(scale=1e-21, size=n)
+    return orjson.dumps(
+        {"h": h, "t": [t0, 1 / RATE], "channel": channel}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
+
+
+class Sender:
+    """Posts chunks to an API as a writer."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+
+    def send(self, t0: float, n: int = 1024, channel: str = H1, seed: int = 0) -> httpx.Response:
+        return httpx.post(
+            f"{self.api_url}/streamdata",
+            content=chunk_body(t0, n, channel, seed),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {WRITER}"},
+            timeout=30,
+        )
+
+    def stream(self, channel: str, t0: float, count: int, n: int = 1024) -> None:
+        """``count`` contiguous chunks of ``channel`` from ``t0``."""
+        for i in range(count):
+            answer = self.send(t0 + i * n / RATE, n, channel, seed=i)
+            assert answer.status_code == 201, answer.text
+
+
+@pytest.fixture
+def sender() -> Callable[[str], Sender]:
+    return Sender
