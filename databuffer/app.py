@@ -15,6 +15,7 @@ from databuffer.eventlog import EventLog
 from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
+from glitchflow_core.logs import RequestIdMiddleware
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 logger = logging.getLogger("databuffer")
@@ -71,7 +72,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from datastore_logic.routes import bp
     from datastore_logic.settings import Settings
     from datastore_logic.upstream import BufferClient
-    from glitchflow_core.logs import configure_logging
+    from glitchflow_core.logs import configure_logging, install_flask_request_id
     from glitchflow_core.metrics import ServiceMetrics
 
     settings = settings if settings is not None else Settings()
@@ -46,4 +46,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         "log": logging.getLogger(SERVICE),
     }
     app.register_blueprint(bp)
+    install_flask_request_id(app)
     return app

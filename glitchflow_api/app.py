@@ -16,7 +16,7 @@ from starlette.types import Scope
 from glitchflow_api.auth import AuthError, Tokens
 from glitchflow_api.settings import Settings
 from glitchflow_api.upstream import LogicClient
-from glitchflow_core.logs import configure_logging
+from glitchflow_core.logs import RequestIdMiddleware, configure_logging
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 from glitchflow_core.upstream import UpstreamFailure
 
@@ -93,6 +93,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, the id is set for all
 
     @app.exception_handler(UpstreamFailure)
     async def _upstream_failure(request: Request, exc: UpstreamFailure) -> Response:

@@ -22,6 +22,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from glitchflow_core.logs import log_request
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -80,7 +82,8 @@ class ServiceMetrics:
 
 
 class MetricsMiddleware:
-    """ASGI middleware: counts every answered request and its latency under ``label(scope)``.
+    """ASGI middleware: counts every answered request and its latency under ``label(scope)``,
+    and writes its access log line (`log_request`).
 
     The label is a route template or a known path, never the raw path, so that unknown paths
     cannot grow the number of time series.
@@ -111,3 +114,4 @@ class MetricsMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             self.metrics.observe(self.label(scope), scope["method"], status, elapsed)
+            log_request(scope["method"], scope["path"], status, elapsed)
