@@ -77,6 +77,10 @@ class ChannelIndex:
                 return span
         return None
 
+    def newest_end(self) -> float | None:
+        """GPS time just after the newest stored sample (spans are disjoint: the last ends last)."""
+        return self._spans[-1].end if self._spans else None
+
     def segments(self) -> list[list[float]]:
         """Contiguous coverage ``[[start, end], ...]``; chunks closer than half a sample join."""
         merged: list[list[float]] = []
@@ -145,6 +149,11 @@ class BatchIndex:
         """Stored file names sorted by channel then GPS time; one page with ``limit``."""
         end = None if limit is None else offset + limit
         return [name for _, _, name in self._ordered[offset:end]]
+
+    def newest_ends(self) -> dict[str, float]:
+        """`ChannelIndex.newest_end` of every channel that holds data; O(channels)."""
+        ends = {channel: index.newest_end() for channel, index in self._channels.items()}
+        return {channel: end for channel, end in ends.items() if end is not None}
 
     def channels(self) -> dict[str, dict[str, Any]]:
         """`ChannelIndex.describe` of every channel, by channel name."""
