@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Flush the frozen batch to its archive and reopen the buffer: {"resp": "CLEANED", ...}.
-# Flushing a buffer that is not frozen is refused (409) unless -f is given.
+# Archive the current batch (frozen or not, as the original did) and reopen the buffer:
+# {"resp": "CLEANED", ...}. -f is kept for older callers; every flush without a batch is forced.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -1,41 +1,43 @@
-"""``python -m databuffer --host 127.0.0.1 --port 8080``: run the buffer under uvicorn."""
+"""``glitchflow-databuffer [--host H] [--port P]``: run the buffer under uvicorn."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from urllib.parse import urlsplit
 
-import uvicorn
-from pydantic import ValidationError
-
-from databuffer.app import create_app
-from databuffer.settings import Settings
-from glitchflow_core.logs import configure_logging
-from glitchflow_core.memory import keep_freed_memory
+PROG = "glitchflow-databuffer"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``glitchflow-databuffer``; settings come from the environment."""
-    parser = argparse.ArgumentParser(prog="glitchflow-databuffer", description=__doc__)
-    parser.add_argument("--host", help="address to bind (default: from SERVURL, else 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: from SERVURL, else 8080)")
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--host", help="address to bind (default: GLITCHFLOW_HOST or SERVURL)")
+    parser.add_argument("--port", type=int, help="port (default: GLITCHFLOW_PORT or SERVURL)")
     args = parser.parse_args(argv)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"glitchflow-databuffer: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
+
+    import uvicorn
+
+    from databuffer.app import create_app
+    from databuffer.settings import Settings
+    from glitchflow_core.logs import configure_logging
+    from glitchflow_core.memory import keep_freed_memory
+    from glitchflow_core.settings import bind_socket, load_settings, variable_name
+
+    settings = load_settings(Settings, PROG)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if args.port:
+        source = "--port"
+    elif settings.servurl is not None and "port" not in settings.model_fields_set:
+        source = variable_name(Settings, "servurl")
+    else:
+        source = variable_name(Settings, "port")
+    sock = bind_socket(PROG, host, port, source)
     configure_logging("databuffer", settings.log_level)
     keep_freed_memory()
-    url = urlsplit(settings.servurl) if settings.servurl else None
-    host = args.host or (url.hostname if url else None) or "127.0.0.1"
-    port = args.port or (url.port if url else None) or 8080
     # One process only: the storage lock lives in this process's memory.
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
-        host=host,
-        port=port,
         workers=1,
         http="httptools",
         loop="uvloop",
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import EXCEPTION_HANDLERS, ROUTES, BufferService, route_label
+from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_core.logs import RequestIdMiddleware
@@ -134,9 +134,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    install_errors(app, settings, metrics)
     app.state.service = buffer
     app.state.storage = storage
     app.state.settings = settings

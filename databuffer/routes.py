@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import orjson
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,13 +29,23 @@ from databuffer.results import WriteResult
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_core.auth import bearer_token, token_matches
-from glitchflow_core.chunk import ChunkError, parse_chunk
+from glitchflow_core.edge import (
+    ADMIN_BODY_LIMIT,
+    MAX_OFFSET,
+    InvalidInput,
+    Refused,
+    Unauthorized,
+    bounded_int,
+    install_starlette,
+    read_body_async,
+    request_object,
+    require_media,
+)
 from glitchflow_core.metrics import ServiceMetrics
 from glitchflow_core.sizes import parse_size
 
 logger = logging.getLogger("databuffer")
 
-ADMIN_BODY_LIMIT = 64 * 1024
 DUMP_DEFAULT_LIMIT = 1000
 DUMP_MAX_LIMIT = 100_000
 LOG_DEFAULT_LIMIT = 100
@@ -53,20 +63,6 @@ class JSONResponse(Response):
         return orjson.dumps(content)
 
 
-class InvalidInput(Exception):
-    """Bad input, answered ``{"resp": "INVALID", "detail": {"field", "reason"}}``."""
-
-    def __init__(self, field: str, reason: str, status: int = 422) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.status = status
-
-
-class Unauthorized(Exception):
-    """A POST without the service token while one is configured."""
-
-
 # --------------------------------------------------------------------------- the service
 
 
@@ -77,7 +73,7 @@ class BufferService:
         self.settings = settings
         self.storage = storage
         self.metrics = metrics
-        self.tokens = settings.tokens()
+        self.tokens = settings.service_tokens()
         self.inflight = 0
         # The engine's threads are separate from anyio's default pool so reads stay responsive.
         self.limiter = anyio.CapacityLimiter(settings.max_inflight)
@@ -92,7 +88,7 @@ class BufferService:
 
     def ingest(self, body: bytes, freeze_at: int | None, max_age: float | None) -> WriteResult:
         """Validate and store one chunk (runs in a worker thread)."""
-        chunk = parse_chunk(body, self.settings.max_samples)
+        chunk = self.settings.parse_chunk(body)
         return self.storage.write(chunk, freeze_at=freeze_at, max_age=max_age, body=body)
 
 
@@ -103,58 +99,25 @@ def service(request: Request) -> BufferService:
 # --------------------------------------------------------------------------- input helpers
 
 
-def require_json(request: Request) -> None:
-    """Raise 415 unless the body is declared as JSON."""
-    ctype = request.headers.get("content-type", "")
-    media = ctype.split(";", 1)[0].strip().lower()
-    if media != "application/json" and not (
-        media.startswith("application/") and media.endswith("+json")
-    ):
-        raise InvalidInput("content-type", "must be application/json", 415)
-
-
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            length = int(declared)
-        except ValueError:
-            raise InvalidInput("content-length", "must be an integer", 400) from None
-        if length > limit:
-            raise InvalidInput("body", f"is {length} bytes, more than the limit of {limit}", 413)
-    parts: list[bytes] = []
-    received = 0
-    async for part in request.stream():
-        received += len(part)
-        if received > limit:
-            raise InvalidInput("body", f"is more than the limit of {limit} bytes", 413)
-        parts.append(part)
-    return b"".join(parts)
+    return await read_body_async(request.headers, request.stream(), limit)
 
 
 def query_int(request: Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(name, "must be an integer") from None
-    if not 0 <= value <= maximum:
-        raise InvalidInput(name, f"must be between 0 and {maximum}")
+    """The integer query parameter ``name`` from 0 to ``maximum``, ``default`` when absent."""
+    value = bounded_int(request.query_params.get(name), name, 0, maximum, default)
+    assert value is not None
     return value
 
 
 def optional_size(value: object, field: str) -> int | None:
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(field, "must be a number of bytes")
     try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise InvalidInput(field, str(exc)) from None
+        return parse_size(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidInput(field, "must be a number of bytes") from None
 
 
 def optional_seconds(value: object, field: str) -> float | None:
@@ -171,20 +134,12 @@ def optional_seconds(value: object, field: str) -> float | None:
     return seconds
 
 
-async def json_object(request: Request, *, empty_ok: bool) -> dict[str, Any]:
+async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
+    """The JSON object of an admin body (capped at `ADMIN_BODY_LIMIT`)."""
     body = await read_body(request, ADMIN_BODY_LIMIT)
-    if not body.strip():
-        if empty_ok:
-            return {}
-        raise InvalidInput("body", "is required")
-    require_json(request)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidInput("body", "is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise InvalidInput("body", "must be a JSON object")
-    return doc
+    if body.strip():
+        require_media(request.headers.get("content-type"))
+    return request_object(body, empty_ok=empty_ok)
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -194,7 +149,7 @@ async def send_f(request: Request) -> Response:
     """Store one chunk; freeze in the same step when the batch reaches ``freeze_at`` bytes."""
     svc = service(request)
     svc.check_token(request)
-    require_json(request)
+    require_media(request.headers.get("content-type"))
     freeze_at = optional_size(request.query_params.get("freeze_at"), "freeze_at")
     max_age = optional_seconds(request.query_params.get("max_age"), "max_age")
     if svc.inflight >= svc.settings.max_inflight:
@@ -239,7 +194,7 @@ async def dstat(request: Request) -> Response:
 async def dump_f(request: Request) -> Response:
     """One page of the current batch's file names, sorted by channel then GPS time."""
     limit = query_int(request, "limit", DUMP_DEFAULT_LIMIT, DUMP_MAX_LIMIT)
-    offset = query_int(request, "offset", 0, 2**62)
+    offset = query_int(request, "offset", 0, MAX_OFFSET)
     names, total = await anyio.to_thread.run_sync(service(request).storage.names, limit, offset)
     return JSONResponse({"nmlist": names, "total": total, "offset": offset, "limit": limit})
 
@@ -247,7 +202,7 @@ async def dump_f(request: Request) -> Response:
 async def dump_log_f(request: Request) -> Response:
     """One page of the event log, oldest first."""
     limit = query_int(request, "limit", LOG_DEFAULT_LIMIT, LOG_MAX_LIMIT)
-    offset = query_int(request, "offset", 0, 2**62)
+    offset = query_int(request, "offset", 0, MAX_OFFSET)
     events, total = await anyio.to_thread.run_sync(service(request).storage.log.read, limit, offset)
     return JSONResponse({"log": events, "total": total, "offset": offset, "limit": limit})
 
@@ -261,7 +216,7 @@ async def channels(request: Request) -> Response:
 async def batches(request: Request) -> Response:
     """Manifests of the archived batches, newest first."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
-    offset = query_int(request, "offset", 0, 2**62)
+    offset = query_int(request, "offset", 0, MAX_OFFSET)
     manifests, total = await anyio.to_thread.run_sync(
         service(request).storage.batches, limit, offset
     )
@@ -272,7 +227,7 @@ async def upd_dsc(request: Request) -> Response:
     """Freeze the buffer, optionally only when it holds enough bytes or is old enough."""
     svc = service(request)
     svc.check_token(request)
-    doc = await json_object(request, empty_ok=False)
+    doc = await admin_json(request, empty_ok=False)
     if doc.get("dstatus") != "FROZEN":
         raise InvalidInput("dstatus", "must be FROZEN (a flush unfreezes)")
     user = doc.get("user")
@@ -299,7 +254,7 @@ async def clean_all(request: Request) -> Response:
     """Archive the frozen (or, forced, the current) batch, or the one named; reopen the buffer."""
     svc = service(request)
     svc.check_token(request)
-    doc = await json_object(request, empty_ok=True)
+    doc = await admin_json(request, empty_ok=True)
     msg = doc.get("msg")
     if msg is not None and (not isinstance(msg, str) or len(msg) > 4096):
         raise InvalidInput("msg", "must be a string of at most 4096 characters")
@@ -328,10 +283,8 @@ async def readyz(request: Request) -> Response:
     try:
         await anyio.to_thread.run_sync(service(request).storage.check_writable)
     except OSError as exc:
-        return JSONResponse(
-            {"resp": "NOT_READY", "detail": f"storage not writable: {exc.strerror or exc}"},
-            status_code=503,
-        )
+        detail = f"storage not writable: {exc.strerror or exc}"
+        raise Refused(503, "NOT_READY", detail) from exc
     return JSONResponse({"resp": "READY"})
 
 
@@ -360,81 +313,54 @@ KNOWN_PATHS = frozenset(route.path for route in ROUTES)
 
 # --------------------------------------------------------------------------- errors -> answers
 
-
-def _refused(request: Request, reason: str) -> None:
-    service(request).metrics.refusals.labels(reason).inc()
-
-
-async def on_invalid(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, InvalidInput)
-    reason = {413: "too_large", 415: "unsupported_media_type"}.get(exc.status, "invalid")
-    _refused(request, reason)
-    return JSONResponse(
-        {"resp": "INVALID", "detail": {"field": exc.field, "reason": exc.reason}},
-        status_code=exc.status,
-    )
-
-
-async def on_chunk_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ChunkError)
-    _refused(request, "invalid")
-    return JSONResponse({"resp": "INVALID", "detail": exc.as_dict()}, status_code=422)
-
-
-async def on_unauthorized(request: Request, exc: Exception) -> Response:
-    _refused(request, "unauthorized")
-    return JSONResponse(
-        {"resp": "UNAUTHORIZED", "detail": "a valid bearer token is required"},
-        status_code=401,
-        headers={"www-authenticate": "Bearer"},
-    )
-
-
-async def on_storage_error(request: Request, exc: Exception) -> Response:
-    """The single map from storage exceptions to status codes."""
-    assert isinstance(exc, StorageError)
-    retry = {"retry-after": str(service(request).settings.retry_after)}
-    _refused(request, exc.reason.lower())
-    if isinstance(exc, Frozen):
-        return JSONResponse({"resp": "FROZEN", "batch": exc.batch}, status_code=503, headers=retry)
-    if isinstance(exc, Busy):
-        return JSONResponse({"resp": "BUSY"}, status_code=503, headers=retry)
-    if isinstance(exc, Conflict):
-        return JSONResponse({"resp": "CONFLICT", "detail": exc.detail}, status_code=409)
-    if isinstance(exc, NotFrozen):
-        return JSONResponse({"resp": "NOT_FROZEN"}, status_code=409)
-    if isinstance(exc, UnknownBatch):
-        return JSONResponse(
-            {"resp": "UNKNOWN_BATCH", "batch": exc.batch, "detail": exc.detail}, status_code=404
-        )
-    if isinstance(exc, ArchiveFailed):
-        logger.error("flush failed", extra={"detail": exc.detail})
-        return JSONResponse(
-            {"resp": "ARCHIVE_FAILED", "detail": exc.detail},
-            status_code=507 if exc.disk_full else 500,
-        )
-    if isinstance(exc, DiskFull):
-        logger.error("disk full", extra={"detail": str(exc)})
-        return JSONResponse({"resp": "DISK_FULL"}, status_code=507)
-    return JSONResponse({"resp": "STORAGE_ERROR", "detail": str(exc)}, status_code=500)
-
-
-async def on_os_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, OSError)
-    logger.error("storage I/O failed", extra={"detail": str(exc)})
-    _refused(request, "io_error")
-    return JSONResponse(
-        {"resp": "STORAGE_ERROR", "detail": exc.strerror or "I/O error"}, status_code=500
-    )
-
-
-EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
-    InvalidInput: on_invalid,
-    ChunkError: on_chunk_error,
-    Unauthorized: on_unauthorized,
-    StorageError: on_storage_error,
-    OSError: on_os_error,
+STORAGE_ANSWERS: dict[type[StorageError], tuple[int, bool]] = {
+    Frozen: (503, True),
+    Busy: (503, True),
+    Conflict: (409, False),
+    NotFrozen: (409, False),
+    UnknownBatch: (404, False),
+    ArchiveFailed: (500, False),
+    DiskFull: (507, False),
+    StorageError: (500, False),
 }
+"""The one map from storage errors to answers: status, and whether ``Retry-After`` is sent."""
+
+
+def storage_answer(exc: StorageError, retry_after: int) -> Refused:
+    """The edge error answering ``exc`` (the first entry of its class's MRO in the table)."""
+    kind = next(k for k in type(exc).__mro__ if k in STORAGE_ANSWERS)
+    status, retry = STORAGE_ANSWERS[kind]  # type: ignore[index]
+    fields: dict[str, Any] = {}
+    detail = getattr(exc, "detail", None)
+    batch = getattr(exc, "batch", None)  # Frozen: the closed batch; a missing batch
+    if batch is not None:
+        fields["batch"] = batch
+    if isinstance(exc, ArchiveFailed) and exc.disk_full:
+        status = 507
+    if status >= 500 and not retry:
+        logger.error("storage failed", extra={"resp": exc.reason, "detail": str(exc)})
+        detail = detail or (str(exc) if kind is StorageError else None)
+    return Refused(status, exc.reason, detail, retry_after=retry_after if retry else None, **fields)
+
+
+def io_answer(exc: OSError) -> Refused:
+    """An unexpected I/O failure of the storage: 500 ``STORAGE_ERROR``, logged."""
+    logger.error("storage I/O failed", extra={"detail": str(exc)})
+    return Refused(500, "STORAGE_ERROR", exc.strerror or "I/O error")
+
+
+def install_errors(app: Starlette, settings: Settings, metrics: ServiceMetrics) -> None:
+    """Answer edge errors, storage errors and I/O errors through the core's Starlette adapter."""
+
+    def on_storage(exc: Exception) -> Refused:
+        assert isinstance(exc, StorageError)
+        return storage_answer(exc, settings.retry_after)
+
+    def on_io(exc: Exception) -> Refused:
+        assert isinstance(exc, OSError)
+        return io_answer(exc)
+
+    install_starlette(app, metrics, [(StorageError, on_storage), (OSError, on_io)])
 
 
 # --------------------------------------------------------------------------- request metrics

@@ -5,64 +5,63 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import field_validator, model_validator
+from pydantic import ByteSize, field_validator, model_validator
 
-from glitchflow_core.auth import load_tokens, placeholder_tokens
-from glitchflow_core.chunk import DEFAULT_MAX_SAMPLES
-from glitchflow_core.settings import ServiceSettings, aliased, size_field
+from glitchflow_core.settings import ChunkSettings, aliased
+from glitchflow_core.sizes import PositiveSize
 
 
-class Settings(ServiceSettings):
-    """Where the buffer keeps its files, how much it accepts at once, and its token."""
+def listen_address(value: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port`` (the original's form) or ``http://host:port``."""
+    text = value.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError("must be host:port, e.g. 127.0.0.1:38080")
+    else:
+        parts = urlsplit("//" + text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or port == 0:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:38080")
+    return parts.hostname, port
 
+
+class Settings(ChunkSettings):
+    """Where the buffer listens and keeps its files, how much it accepts at once, its token."""
+
+    port: int = aliased(8080, "port", ge=1, le=65535)
+    servurl: str | None = aliased(None, "servurl", "SERVURL")
     data_dir: Path = aliased(Path("glitchflow-data/databuffer"), "data_dir")
     dataroot: Path | None = aliased(None, "dataroot", "DATAROOT")
     admroot: Path | None = aliased(None, "admroot", "ADMROOT")
     logroot: Path | None = aliased(None, "logroot", "LOGROOT")
     archiveroot: Path | None = aliased(None, "archiveroot")
-    servurl: str | None = aliased(None, "servurl", "SERVURL")
     max_inflight: int = aliased(32, "max_inflight", "WCHSZ", ge=1, le=4096)
-    max_samples: int = aliased(DEFAULT_MAX_SAMPLES, "max_samples", ge=1)
-    max_body: int = aliased(32 * 1024 * 1024, "max_body")
-    log_max_bytes: int = aliased(16 * 1024 * 1024, "log_max_bytes")
+    log_max_bytes: PositiveSize = aliased(ByteSize(16 * 1024 * 1024), "log_max_bytes")
     log_backups: int = aliased(5, "log_backups", ge=0, le=100)
-    service_token: str | None = aliased(None, "service_token")
-    service_token_file: Path | None = aliased(None, "service_token_file")
     shutdown_timeout: float = aliased(30.0, "shutdown_timeout", gt=0)
     retry_after: int = aliased(1, "retry_after", ge=1, le=3600)
-
-    @field_validator("max_body", "log_max_bytes", mode="before")
-    @classmethod
-    def _size(cls, value: object) -> int:
-        size = size_field(value)
-        if size < 1:
-            raise ValueError("must be at least 1 byte")
-        return size
 
     @field_validator("servurl")
     @classmethod
     def _servurl(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"SERVURL must be an http(s) URL like http://127.0.0.1:8080, got {value!r}"
-            )
+        if value is not None:
+            listen_address(value)
         return value
 
     @model_validator(mode="after")
-    def _tokens_usable(self) -> Settings:
-        tokens = self.tokens()
-        if self.environment == "production" and placeholder_tokens(tokens):
-            raise ValueError(
-                "SERVICE_TOKEN holds a placeholder or a token shorter than 12 characters"
-            )
+    def _servurl_sets_address(self) -> Settings:
+        # The original buffer listens on SERVURL; explicit GLITCHFLOW_HOST/PORT win over it.
+        if self.servurl is not None:
+            host, port = listen_address(self.servurl)
+            if "host" not in self.model_fields_set:
+                object.__setattr__(self, "host", host)
+            if "port" not in self.model_fields_set:
+                object.__setattr__(self, "port", port)
         return self
-
-    def tokens(self) -> tuple[str, ...]:
-        """The accepted service tokens (empty: the service runs open)."""
-        return load_tokens(self.service_token, self.service_token_file)
 
     @property
     def data_root(self) -> Path:

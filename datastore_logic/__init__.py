@@ -5,7 +5,6 @@ gunicorn runs ``'datastore_logic:create_app()'``; nothing is built at import tim
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from datastore_logic.routes import bp
     from datastore_logic.settings import Settings
     from datastore_logic.upstream import BufferClient
+    from glitchflow_core.edge import install_flask
     from glitchflow_core.logs import configure_logging, install_flask_request_id
     from glitchflow_core.metrics import ServiceMetrics
 
@@ -43,8 +43,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         ),
         "tokens": tokens,
         "metrics": ServiceMetrics(),
-        "log": logging.getLogger(SERVICE),
     }
     app.register_blueprint(bp)
+    install_flask(app, lambda: app.extensions["glitchflow"]["metrics"])
     install_flask_request_id(app)
     return app

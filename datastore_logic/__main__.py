@@ -1,4 +1,4 @@
-"""``python -m datastore_logic --host H --port P [--workers N] [--threads T]``: gunicorn."""
+"""``glitchflow-logic [--host H] [--port P] [--workers N] [--threads T]``: gunicorn."""
 
 from __future__ import annotations
 
@@ -7,34 +7,30 @@ import sys
 from pathlib import Path
 
 CONFIG = Path(__file__).with_name("gunicorn.conf.py")
+PROG = "glitchflow-logic"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run datastore_logic under gunicorn (also the ``glitchflow-logic`` console script)."""
-    parser = argparse.ArgumentParser(prog="glitchflow-logic", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument(
-        "--workers", type=int, help="worker processes (default from gunicorn.conf.py)"
-    )
-    parser.add_argument(
-        "--threads", type=int, help="threads per worker (default from gunicorn.conf.py)"
-    )
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--host", help="address to bind (default: GLITCHFLOW_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: GLITCHFLOW_PORT, 5000)")
+    parser.add_argument("--workers", type=int, help="worker processes (GLITCHFLOW_LOGIC_WORKERS)")
+    parser.add_argument("--threads", type=int, help="threads per worker (GLITCHFLOW_LOGIC_THREADS)")
     args = parser.parse_args(argv)
 
-    # Fail here, with a readable message, rather than in every worker.
-    from pydantic import ValidationError
-
     from datastore_logic.settings import Settings
+    from glitchflow_core.settings import check_port_free, load_settings, variable_name
 
-    try:
-        Settings()
-    except ValidationError as exc:
-        sys.exit(f"glitchflow-logic: bad settings:\n{exc}")
+    # Fail here, in one line, rather than in every worker.
+    settings = load_settings(Settings, PROG)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    check_port_free(PROG, host, port, "--port" if args.port else variable_name(Settings, "port"))
 
     from gunicorn.app.wsgiapp import WSGIApplication
 
-    gunicorn_argv = ["glitchflow-logic", "-c", str(CONFIG), "--bind", f"{args.host}:{args.port}"]
+    gunicorn_argv = [PROG, "-c", str(CONFIG), "--bind", f"{host}:{port}"]
     if args.workers is not None:
         gunicorn_argv += ["--workers", str(args.workers)]
     if args.threads is not None:

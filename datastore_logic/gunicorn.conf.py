@@ -1,31 +1,27 @@
-"""gunicorn settings of datastore_logic (``python -m datastore_logic`` passes this file).
-
-Workers and threads were chosen with ``bench/bench_e2e.py``: the logic hop only relays bytes and
-waits on the buffer most of the time, so threads, not processes, give it concurrency. On the 2-CPU
-development VM (buffer, logic, API and the load generator sharing both CPUs), 16 concurrent
-writers of 375 kB chunks, medians of 3 runs with the httpx client: 1 worker x 8 threads 130
-chunks/s (p99 266 ms), 2 x 8 105/s (p99 378 ms), 2 x 4 92/s, 1 x 16 86/s. With urllib3, in one
-slow phase of the VM: 1 x 8 192/s, 1 x 16 238/s, 2 x 4 211/s, 1 x 4 182/s, differences within
-the machine's noise (the same 1 x 8 did 220-275/s in other runs). Extra processes only compete
-with the buffer and the API for CPU, hence one worker per two CPUs and 8 threads each; set
-``GLITCHFLOW_LOGIC_WORKERS`` / ``--workers`` where the pod has its own CPUs.
+"""gunicorn settings of datastore_logic, from its `Settings` (``python -m datastore_logic`` passes
+this file; ``gunicorn -c datastore_logic/gunicorn.conf.py 'datastore_logic:create_app()'`` works
+too). Why one worker per two CPUs and 8 threads: docs/PERFORMANCE.md.
 """
 
 import os
 import shutil
 import tempfile
 
+from datastore_logic.__main__ import PROG
+from datastore_logic.settings import Settings
 from glitchflow_core.memory import keep_freed_memory
+from glitchflow_core.settings import load_settings
 
 # The master sets it; the workers it forks inherit it (see glitchflow_core/memory.py).
 keep_freed_memory()
 
-bind = os.environ.get("GLITCHFLOW_LOGIC_BIND", "127.0.0.1:5000")
-workers = int(os.environ.get("GLITCHFLOW_LOGIC_WORKERS", str(max(1, (os.cpu_count() or 2) // 2))))
-threads = int(os.environ.get("GLITCHFLOW_LOGIC_THREADS", "8"))
+settings = load_settings(Settings, PROG)
+bind = f"{settings.host}:{settings.port}"
+workers = settings.logic_workers
+threads = settings.logic_threads
 worker_class = "gthread"
 # SIGTERM: stop accepting, let in-flight writes finish for up to this long, then stop.
-graceful_timeout = 30
+graceful_timeout = settings.graceful_timeout
 timeout = 60
 keepalive = 75
 accesslog = None
@@ -34,15 +30,18 @@ loglevel = "warning"
 proc_name = "glitchflow-logic"
 
 # Several workers each count their own requests; prometheus_client aggregates them through files
-# in PROMETHEUS_MULTIPROC_DIR. It must be set before any worker imports prometheus_client.
-_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
-if _OWN_METRICS_DIR:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="glitchflow-logic-metrics-")
+# in PROMETHEUS_MULTIPROC_DIR, which must be set before any worker imports prometheus_client.
+_OWN_METRICS_DIR = settings.prometheus_multiproc_dir is None
+metrics_dir = (
+    tempfile.mkdtemp(prefix="glitchflow-logic-metrics-")
+    if _OWN_METRICS_DIR
+    else str(settings.prometheus_multiproc_dir)
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
 
 def on_starting(server):
     """Start from empty metric files: counts of a previous run must not leak in."""
-    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(metrics_dir, exist_ok=True)
     for name in os.listdir(metrics_dir):
         if name.endswith(".db"):
@@ -59,4 +58,4 @@ def child_exit(server, worker):
 def on_exit(server):
     """Remove the metric files' folder if this config created it."""
     if _OWN_METRICS_DIR:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+        shutil.rmtree(metrics_dir, ignore_errors=True)

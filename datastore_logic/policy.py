@@ -46,35 +46,39 @@ class Policy:
         WAITING is only ever the buffer saying "not full yet"; anything else is not a freeze result.
         """
         resp = buffer_answer.get("resp")
-        n_f = buffer_answer.get("n_itm")
-        bt_wrt = buffer_answer.get("buff_size")
-        if not isinstance(n_f, int) or not isinstance(bt_wrt, int):
+        stored_files = buffer_answer.get("n_itm")
+        stored_bytes = buffer_answer.get("buff_size")
+        if not isinstance(stored_files, int) or not isinstance(stored_bytes, int):
             return None
         if resp == FROZEN:
             return {
                 "resp": FROZEN,
-                "n_f": n_f,
-                "bt_wrt": bt_wrt,
+                "n_f": stored_files,
+                "bt_wrt": stored_bytes,
                 "batch": buffer_answer.get("batch"),
             }
         if resp == WAITING:
             return {
                 "resp": WAITING,
-                "n_f": n_f,
-                "bt_wrt": bt_wrt,
+                "n_f": stored_files,
+                "bt_wrt": stored_bytes,
                 "max_size": self.max_size,
                 "batch": buffer_answer.get("batch"),
             }
         return None
 
-    def fill_ratio(self, buff_size: int) -> float:
+    def fill_ratio(self, stored_bytes: int) -> float:
         """How full the batch is, 0 to 1 (capped: the filling write may overshoot)."""
-        return min(buff_size / self.max_size, 1.0) if self.max_size else 1.0
+        return min(stored_bytes / self.max_size, 1.0) if self.max_size else 1.0
 
 
-def flush_request(msg: str, force: bool) -> dict[str, Any]:
-    """Body of ``/cleanall``."""
-    return {"msg": msg, "force": force}
+def flush_request(msg: str, batch: int | None, force: bool = False) -> dict[str, Any]:
+    """Body of ``/cleanall``: the named batch only, or (no batch) the current one even partial.
+
+    A flush without a batch id does what the original did: it archives what is there, frozen or
+    not, so it is always forced. A named batch is flushed only if it is sealed (idempotent).
+    """
+    return {"msg": msg, "batch": batch, "force": force or batch is None}
 
 
 def flush_answer(buffer_answer: dict[str, Any]) -> dict[str, Any] | None:

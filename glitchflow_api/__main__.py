@@ -1,30 +1,30 @@
-"""``python -m glitchflow_api --host H --port P [--workers N]``: uvicorn with the app factory."""
+"""``glitchflow-api [--host H] [--port P] [--workers N]``: uvicorn with the app factory."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import sys
 import tempfile
+
+PROG = "glitchflow-api"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run glitchflow_api under uvicorn (also the ``glitchflow-api`` console script)."""
-    parser = argparse.ArgumentParser(prog="glitchflow-api", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--host", help="address to bind (default: GLITCHFLOW_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: GLITCHFLOW_PORT, 8000)")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
-    from pydantic import ValidationError
-
     from glitchflow_api.settings import Settings
+    from glitchflow_core.settings import check_port_free, load_settings, variable_name
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        sys.exit(f"glitchflow-api: bad settings:\n{exc}")
+    settings = load_settings(Settings, PROG)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    check_port_free(PROG, host, port, "--port" if args.port else variable_name(Settings, "port"))
 
     from glitchflow_core.memory import keep_freed_memory
 
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(
             "glitchflow_api:create_app",
             factory=True,
-            host=args.host,
-            port=args.port,
+            host=host,
+            port=port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
             access_log=False,

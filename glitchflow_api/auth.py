@@ -5,21 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from glitchflow_core.auth import bearer_token, token_matches
-
-
-class AuthError(Exception):
-    """Raised when a caller has no valid token (401) or one of the wrong kind (403)."""
-
-    def __init__(self, status: int, resp: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.resp = resp
-        self.detail = detail
+from glitchflow_core.edge import Forbidden, Unauthorized
 
 
 @dataclass(frozen=True, slots=True)
 class Tokens:
-    """The configured tokens; with none at all the API runs open (local use)."""
+    """The configured tokens; with none at all the API runs open (local use).
+
+    With admin tokens only, ``/streamdata`` stays open to every writer (inside a cluster the
+    NetworkPolicy decides who reaches it) while ``/train`` and ``/cleanbuf`` need an admin token.
+    """
 
     writer: tuple[str, ...]
     admin: tuple[str, ...]
@@ -30,14 +25,14 @@ class Tokens:
         return not self.writer and not self.admin
 
     def require_writer(self, authorization: str | None) -> None:
-        """Allow a writer or an admin token; raise `AuthError` otherwise."""
-        if self.open:
+        """Allow anyone when no writer token is set, else a writer or an admin token."""
+        if not self.writer:
             return
         if not token_matches(bearer_token(authorization), self.writer + self.admin):
-            raise AuthError(401, "UNAUTHORIZED", "a writer token is required")
+            raise Unauthorized("a writer token is required")
 
     def require_admin(self, authorization: str | None, body_token: str | None = None) -> None:
-        """Allow an admin token from the header or (``/train``) the body, else raise `AuthError`."""
+        """Allow an admin token from the header or (``/train``) the body, else raise."""
         if self.open:
             return
         header = bearer_token(authorization)
@@ -47,5 +42,5 @@ class Tokens:
         if by_header or by_body:
             return
         if token_matches(header, self.writer) or token_matches(body_token, self.writer):
-            raise AuthError(403, "FORBIDDEN", "an admin token is required")
-        raise AuthError(401, "UNAUTHORIZED", "an admin token is required")
+            raise Forbidden("an admin token is required")
+        raise Unauthorized("an admin token is required")

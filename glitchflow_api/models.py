@@ -1,7 +1,7 @@
 """Wire schemas of the public API, with the original field names; they document ``/docs``.
 
 ``/streamdata`` is documented by `ChunkIn` but validated by ``glitchflow_core.chunk.parse_chunk``
-(orjson + numpy), a third of the cost of validating 16,384 floats one by one through pydantic.
+(orjson or simdjson + numpy), far cheaper than validating floats one by one through pydantic.
 """
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 
 class ChunkIn(BaseModel):
-    """One chunk of strain: samples ``h`` from GPS time ``t0``, spaced ``dt`` seconds."""
+    """One chunk of strain: samples ``h`` from GPS time ``t0``, spaced ``dt`` seconds.
+
+    ``t`` may also be one GPS time per sample (``len(t) == len(h) >= 2``, uniformly spaced): it is
+    then read as ``[t[0], spacing]``.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -22,8 +26,10 @@ class ChunkIn(BaseModel):
     )
 
     h: list[float] = Field(min_length=1, description="Strain samples: finite floats, at least one.")
-    t: tuple[float, float] = Field(
-        description="[t0, dt]: GPS time of the first sample and the sample spacing (dt > 0)."
+    t: list[float] = Field(
+        min_length=2,
+        description="[t0, dt]: GPS time of the first sample and the sample spacing "
+        "(from MIN_DT to MAX_DT, default 1e-9 s to 1 day); or one GPS time per sample.",
     )
     channel: str | None = Field(
         None,
@@ -47,13 +53,25 @@ class TrainRequest(BaseModel):
 
 
 class CleanRequest(BaseModel):
-    """The flush signal: archive the frozen batch and reopen the buffer."""
+    """The flush signal: archive a batch. Without ``batch``, the current one even if partial."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,  # a batch id is a JSON integer: not "3", not true
+        json_schema_extra={"examples": [{"msg": "see you space cowboy"}, {"msg": "", "batch": 3}]},
+    )
 
     # The buffer keeps at most 4096 characters; a longer one is the caller's error (422).
     msg: str = Field("", max_length=4096, description="Free text, kept in the buffer's log.")
-    force: bool = Field(False, description="Flush even when the buffer is not frozen.")
+    batch: int | None = Field(
+        None,
+        ge=1,
+        description="Flush only this sealed batch (idempotent: CLEANED again once archived). "
+        "Without it the current batch is archived even if partial, as the original did.",
+    )
+    force: bool = Field(
+        False, description="Kept for older callers: a flush without `batch` is always forced."
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -92,7 +110,7 @@ class TrainAnswer(BaseModel):
 
 
 class CleanAnswer(BaseModel):
-    """The flushed batch and where it was archived."""
+    """The flushed batch and where it was archived (``body.already_flushed`` on a repeat)."""
 
     resp: Literal["CLEANED"]
     batch: int | None = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from glitchflow_api.app import Context, first_error, json_response
+from glitchflow_api.context import Context, client, context, json_response
 from glitchflow_api.models import (
     ChunkIn,
     CleanAnswer,
@@ -23,8 +23,19 @@ from glitchflow_api.models import (
     TrainAnswer,
     TrainRequest,
 )
-from glitchflow_api.upstream import UPSTREAM, LogicClient
-from glitchflow_core.chunk import ChunkError, parse_chunk
+from glitchflow_api.upstream import UPSTREAM
+from glitchflow_core.edge import (
+    ADMIN_BODY_LIMIT,
+    MAX_OFFSET,
+    Refused,
+    Relayed,
+    bounded_int,
+    first_validation_error,
+    query_int_doc,
+    read_body_async,
+    request_object,
+    require_media,
+)
 from glitchflow_core.upstream import Answer, UpstreamError, UpstreamFailure, json_object
 
 router = APIRouter()
@@ -33,16 +44,12 @@ AdminBody = TypeVar("AdminBody", bound=BaseModel)
 FROZEN_RETRY_AFTER = "30"
 """Seconds a writer should wait when the store is frozen and did not say how long itself."""
 JSON = {"Content-Type": "application/json"}
-ADMIN_MAX_BODY = 64 * 1024
-"""Largest ``/train`` or ``/cleanbuf`` body: a user, a token and a message fit many times over."""
 PARSE_INLINE_MAX = 1024 * 1024
 """Bodies up to this size are validated on the event loop; larger ones in a worker thread.
 
 A 375 kB chunk parses in well under the cost of a thread hop; a maximum-size one (1M samples,
-about 20 MB) takes ~140 ms, which on the event loop would stall every other request.
+about 20 MB) would stall every other request on the event loop (docs/PERFORMANCE.md).
 """
-MAX_OFFSET = 2**62
-"""The buffer's largest ``offset``; a larger one is refused here, naming the field."""
 MAX_DUMP_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
 MAX_PAGE = 10**12
@@ -62,71 +69,33 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _ctx(request: Request) -> Context:
-    return request.app.state.ctx
-
-
-def _client(request: Request) -> LogicClient:
-    client = _ctx(request).client
-    if client is None:
-        raise UpstreamError(UPSTREAM, "the API is not started (no client)")
-    return client
-
-
-def _invalid(ctx: Context, field: str, reason: str, status: int = 422) -> Response:
-    ctx.metrics.refusals.labels("invalid").inc()
-    return json_response({"resp": "INVALID", "detail": {"field": field, "reason": reason}}, status)
-
-
 def _doc(upstream: Answer) -> dict[str, Any]:
     return json_object(UPSTREAM, upstream.status_code, upstream.content)
 
 
-def _failure(upstream: Answer, doc: dict[str, Any]) -> Response:
+def _failure(upstream: Answer, doc: dict[str, Any]) -> NoReturn:
     """A failure further down, relayed with the ``resp`` of the layer that failed.
 
     A 4xx ``INVALID`` is the caller's input refused further down: relayed as it is (with its
     ``detail`` naming the field), not disguised as a failure of the service.
     """
     status = upstream.status_code
-    if status >= 500 and isinstance(doc.get("resp"), str):
-        return json_response(doc, status)
-    if 400 <= status < 500 and doc.get("resp") == "INVALID":
-        return json_response(doc, status)
+    resp = doc.get("resp")
+    if (status >= 500 and isinstance(resp, str)) or (400 <= status < 500 and resp == "INVALID"):
+        raise Relayed(status, doc, upstream.headers.get("retry-after"))
     if status == 401:
         raise UpstreamError(UPSTREAM, "datastore_logic refused the service token")
-    raise UpstreamError(UPSTREAM, f"datastore_logic answered {status} {doc.get('resp')!r}")
+    raise UpstreamError(UPSTREAM, f"datastore_logic answered {status} {resp!r}")
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is known to be longer than ``limit``."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None
-    parts: list[bytes] = []
-    size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            return None
-        parts.append(part)
-    return b"".join(parts)
-
-
-async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody | Response:
-    """The JSON body of an admin call, capped at `ADMIN_MAX_BODY` before it is parsed."""
-    ctx = _ctx(request)
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in ("", "application/json"):
-        return _invalid(ctx, "content-type", "must be application/json", 415)
-    body = await _read_capped(request, ADMIN_MAX_BODY)
-    if body is None:
-        return _invalid(ctx, "body", f"larger than {ADMIN_MAX_BODY} bytes", 413)
+async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody:
+    """The JSON body of an admin call, capped at `ADMIN_BODY_LIMIT` before it is parsed."""
+    require_media(request.headers.get("content-type"), empty_ok=True)
+    body = await read_body_async(request.headers, request.stream(), ADMIN_BODY_LIMIT)
     try:
-        return model.model_validate_json(body)
+        return model.model_validate(request_object(body))
     except ValidationError as exc:
-        field, reason = first_error(exc.errors())
-        return _invalid(ctx, field, reason)
+        raise first_validation_error(exc.errors()) from None
 
 
 def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -140,7 +109,7 @@ def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorAnswer, "description": f"Body over {ADMIN_MAX_BODY} bytes."},
+    413: {"model": ErrorAnswer, "description": f"Body over {ADMIN_BODY_LIMIT} bytes."},
     415: {"model": ErrorAnswer, "description": "Content-Type is not application/json."},
     **ERRORS,
 }
@@ -174,23 +143,16 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 )
 async def streamdata(request: Request) -> Response:
     """Store one chunk: 201 CREATED, 200 DUPLICATE, 409 CONFLICT, 503 FROZEN with Retry-After."""
-    ctx = _ctx(request)
+    ctx = context(request)
     ctx.tokens.require_writer(request.headers.get("authorization"))
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type != "application/json":
-        return _invalid(ctx, "content-type", "must be application/json", 415)
-    body = await _read_capped(request, ctx.settings.max_body)
-    if body is None:
-        return _invalid(ctx, "body", f"larger than {ctx.settings.max_body} bytes", 413)
-    try:
-        if len(body) > PARSE_INLINE_MAX:
-            await run_in_threadpool(parse_chunk, body, ctx.settings.max_samples)
-        else:
-            parse_chunk(body, ctx.settings.max_samples)
-    except ChunkError as exc:
-        return _invalid(ctx, exc.field, exc.reason)
+    require_media(request.headers.get("content-type"))
+    body = await read_body_async(request.headers, request.stream(), ctx.settings.max_body)
+    if len(body) > PARSE_INLINE_MAX:
+        await run_in_threadpool(ctx.settings.parse_chunk, body)
+    else:
+        ctx.settings.parse_chunk(body)
     # The validated bytes go on unchanged: no second encoding of 16,384 floats.
-    upstream = await _client(request).request("POST", "/stream", content=body, headers=JSON)
+    upstream = await client(request).request("POST", "/stream", content=body, headers=JSON)
     return _stream_answer(ctx, upstream)
 
 
@@ -206,20 +168,15 @@ def _stream_answer(ctx: Context, upstream: Answer) -> Response:
         ctx.metrics.duplicates.inc()
         return json_response({"resp": resp or "DUPLICATE", "body": doc}, 200)
     if status == 409:
-        ctx.metrics.refusals.labels("conflict").inc()
-        return json_response({"resp": "CONFLICT", "body": doc}, 409)
+        raise Refused(409, "CONFLICT", body=doc)
     if status == 503 and resp in ("FROZEN", "BUSY"):
-        ctx.metrics.refusals.labels(resp.lower()).inc()
         retry_after = upstream.headers.get(
             "retry-after", FROZEN_RETRY_AFTER if resp == "FROZEN" else "1"
         )
-        return json_response({"resp": resp, "body": doc}, 503, {"Retry-After": retry_after})
+        raise Refused(503, resp, retry_after=retry_after, body=doc)
     if status in (413, 415, 422):
-        ctx.metrics.refusals.labels("invalid").inc()
-        return json_response(
-            {"resp": resp or "INVALID", "detail": doc.get("detail"), "body": doc}, status
-        )
-    return _failure(upstream, doc)
+        raise Refused(status, str(resp or "INVALID"), doc.get("detail"), body=doc)
+    _failure(upstream, doc)
 
 
 @router.post(
@@ -234,16 +191,14 @@ async def train(
     authorization: str | None = Header(None, include_in_schema=False),
 ) -> Response:
     """Freeze signal: FROZEN with n_f, bt_wrt and batch, or WAITING while the batch is not full."""
-    ctx = _ctx(request)
+    ctx = context(request)
     payload = await _admin_body(request, TrainRequest)
-    if isinstance(payload, Response):
-        return payload
     ctx.tokens.require_admin(authorization, payload.token)
     # The token authorised this call; it goes no further.
-    upstream = await _client(request).request("POST", "/freezeds", json={"user": payload.user})
+    upstream = await client(request).request("POST", "/freezeds", json={"user": payload.user})
     doc = _doc(upstream)
     if upstream.status_code != 200 or doc.get("resp") not in ("FROZEN", "WAITING"):
-        return _failure(upstream, doc)
+        _failure(upstream, doc)
     answer = {
         "resp": doc["resp"],
         "n_f": doc.get("n_f"),
@@ -271,19 +226,20 @@ async def cleanbuf(
     authorization: str | None = Header(None, include_in_schema=False),
 ) -> Response:
     """Flush: CLEANED with the batch id and its archive folder; 409 when the store is not frozen."""
-    ctx = _ctx(request)
+    ctx = context(request)
     ctx.tokens.require_admin(authorization)
     payload = await _admin_body(request, CleanRequest)
-    if isinstance(payload, Response):
-        return payload
-    upstream = await _client(request).request(
-        "POST", "/flushbuf", json={"msg": payload.msg, "force": payload.force}
-    )
+    # Without a batch id the original's flush: the current batch, archived even if partial.
+    flush: dict[str, Any] = {"msg": payload.msg, "force": True}
+    if payload.batch is not None:
+        flush = {"msg": payload.msg, "batch": payload.batch, "force": payload.force}
+    upstream = await client(request).request("POST", "/flushbuf", json=flush)
     doc = _doc(upstream)
-    if upstream.status_code == 409:
-        return json_response({"resp": doc.get("resp", "NOT_FROZEN"), "body": doc}, 409)
-    if upstream.status_code != 200 or doc.get("resp") != "CLEANED":
-        return _failure(upstream, doc)
+    resp = doc.get("resp")
+    if upstream.status_code in (404, 409) and isinstance(resp, str):
+        raise Refused(upstream.status_code, resp, body=doc)
+    if upstream.status_code != 200 or resp != "CLEANED":
+        _failure(upstream, doc)
     ctx.metrics.flushes.inc()
     return json_response(
         {
@@ -295,41 +251,45 @@ async def cleanbuf(
     )
 
 
-async def _get(
-    request: Request, path: str, params: dict[str, Any] | None = None
-) -> dict[str, Any] | Response:
-    upstream = await _client(request).request("GET", path, params=params)
+async def _get(request: Request, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    upstream = await client(request).request("GET", path, params=params)
     doc = _doc(upstream)
     if upstream.status_code != 200:
-        return _failure(upstream, doc)
+        _failure(upstream, doc)
     return doc
 
 
 @router.get("/stats", summary="Counters", response_model=StatsAnswer, responses=ERRORS)
 async def stats(request: Request) -> Response:
     """Files and bytes in the current batch."""
-    doc = await _get(request, "/bufstat")
-    return doc if isinstance(doc, Response) else json_response(doc)
+    return json_response(await _get(request, "/bufstat"))
 
 
-@router.get("/dumpbuf", summary="Stored file names", response_model=DumpAnswer, responses=ERRORS)
-async def dumpbuf(
-    request: Request,
-    limit: int | None = Query(None, ge=0, le=MAX_DUMP_LIMIT),
-    offset: int | None = Query(None, ge=0, le=MAX_OFFSET),
-) -> Response:
+@router.get(
+    "/dumpbuf",
+    summary="Stored file names",
+    response_model=DumpAnswer,
+    responses=ERRORS,
+    openapi_extra={
+        "parameters": [
+            query_int_doc("limit", 0, MAX_DUMP_LIMIT, "Names per page."),
+            query_int_doc("offset", 0, MAX_OFFSET, "Names to skip."),
+        ]
+    },
+)
+async def dumpbuf(request: Request) -> Response:
     """Names of the stored files, paged with ``limit`` and ``offset``."""
+    query = request.query_params
+    limit = bounded_int(query.get("limit"), "limit", 0, MAX_DUMP_LIMIT)
+    offset = bounded_int(query.get("offset"), "offset", 0, MAX_OFFSET)
     params = {k: v for k, v in (("limit", limit), ("offset", offset)) if v is not None}
-    doc = await _get(request, "/dumpf", params)
-    return doc if isinstance(doc, Response) else json_response(doc)
+    return json_response(await _get(request, "/dumpf", params))
 
 
 @router.get("/desc", summary="State", response_model=DescAnswer, responses=ERRORS)
 async def desc(request: Request) -> Response:
     """OPERATIONAL or FROZEN, with the batch id."""
     doc = await _get(request, "/dsdesc")
-    if isinstance(doc, Response):
-        return doc
     if doc.get("dstatus") not in ("OPERATIONAL", "FROZEN"):
         raise UpstreamError(UPSTREAM, "datastore_logic answered /dsdesc without a dstatus")
     answer = {"resp": doc["dstatus"]}
@@ -344,13 +304,15 @@ async def desc(request: Request) -> Response:
     summary="Status page",
     response_class=HTMLResponse,
     responses={502: {"model": ErrorAnswer}, 504: {"model": ErrorAnswer}},
+    openapi_extra={"parameters": [query_int_doc("page", 1, MAX_PAGE, "Page of the file list.")]},
 )
-async def dspage(request: Request, page: int = Query(1, ge=1, le=MAX_PAGE)) -> Response:
+async def dspage(request: Request) -> Response:
     """The status page, fetched from datastore_logic and served here (never a redirect)."""
-    upstream = await _client(request).request("GET", "/", params={"page": page})
-    if upstream.status_code == 200:
-        return HTMLResponse(upstream.content)
-    return _failure(upstream, _doc(upstream))
+    page = bounded_int(request.query_params.get("page"), "page", 1, MAX_PAGE, 1)
+    upstream = await client(request).request("GET", "/", params={"page": page})
+    if upstream.status_code != 200:
+        _failure(upstream, _doc(upstream))
+    return HTMLResponse(upstream.content)
 
 
 @router.get("/healthz", summary="Alive", response_model=HealthAnswer)
@@ -368,18 +330,16 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     """Ready when datastore_logic answers."""
     try:
-        upstream = await _client(request).request("GET", "/healthz")
+        upstream = await client(request).request("GET", "/healthz")
     except UpstreamFailure as exc:
-        return json_response({"resp": "NOT_READY", "detail": exc.body()}, 503)
+        raise Refused(503, "NOT_READY", exc.body()) from exc
     if upstream.status_code != 200:
-        return json_response(
-            {"resp": "NOT_READY", "detail": f"datastore_logic answered {upstream.status_code}"}, 503
-        )
+        raise Refused(503, "NOT_READY", f"datastore_logic answered {upstream.status_code}")
     return json_response({"resp": "READY"})
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
-    text, content_type = _ctx(request).metrics.render()
+    text, content_type = context(request).metrics.render()
     return Response(text, media_type=content_type)

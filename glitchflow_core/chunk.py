@@ -1,15 +1,19 @@
 """The strain chunk: fast validation of the wire format shared by every service.
 
-A chunk is ``{"h": [float, ...], "t": [t0, dt]}`` plus an optional ``channel``. The common case
-(a well-formed body whose samples are all JSON floats) is parsed by simdjson straight into a
-float64 array: 0.36 ms for 16,384 samples against 0.74 ms for orjson plus ``np.asarray`` (measured
-here), which is most of the CPU a validating hop spends. Anything else takes the orjson path, which
-accepts integer samples too and names the offending field. Both paths accept exactly the same
-bodies. Callers that forward a chunk send the original bytes on.
+A chunk is ``{"h": [float, ...], "t": [t0, dt]}`` plus an optional ``channel``; the original's
+sample payload sends ``t`` as one GPS time per sample instead, which is read as ``[t[0], spacing]``
+when the times are uniformly spaced. The common case (a well-formed body whose samples are all
+JSON floats) is parsed by simdjson straight into a float64 array (figures in
+docs/PERFORMANCE.md). Anything else takes the orjson path, which accepts integer samples too and
+names the offending field. Both paths accept exactly the same bodies; a repeated key is refused by
+both. Callers that forward a chunk send the original bytes on, and the buffer stores them as sent:
+a chunk's identity comes from its validated form, so every reader of a stored file parses it with
+`parse_chunk`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass
@@ -18,11 +22,19 @@ import numpy as np
 import orjson
 import simdjson
 
+from glitchflow_core.edge import InvalidInput
+
 DEFAULT_CHANNEL = "default"
 """Channel of payloads that carry no ``channel`` field (the original wire format)."""
 
 DEFAULT_MAX_SAMPLES = 1_048_576
 """Default upper bound on samples per chunk (64 s at 16 kHz)."""
+
+DEFAULT_MIN_DT = 1e-9
+"""Smallest accepted sample spacing in seconds (1 GHz): below it, ``dt`` is nonsense."""
+
+DEFAULT_MAX_DT = 86_400.0
+"""Largest accepted sample spacing in seconds (a day): a GPS time read as ``dt`` is refused."""
 
 MAX_GPS = 1e11
 """Every sample's GPS time is below this (about 3,000 years): chunk file names hold ``t0`` in
@@ -47,17 +59,11 @@ BODY_SLACK = 1024
 _NON_FINITE_RE = re.compile(rb"-?(NaN|Infinity|inf|nan)")
 
 
-class ChunkError(ValueError):
-    """Raised when a body is not a valid chunk; ``field`` names the offending field."""
+class ChunkError(InvalidInput):
+    """Raised when a body is not a valid chunk; ``field`` names the offending field (422)."""
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-    def as_dict(self) -> dict[str, str]:
-        """The error as the JSON detail every service answers with."""
-        return {"field": self.field, "reason": self.reason}
+        super().__init__(field, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +151,8 @@ def _list_samples(value: list[object], max_samples: int) -> np.ndarray:
 
 def _two_brackets(body: bytes) -> bool:
     """True when ``[`` occurs exactly twice: simdjson flattens nested arrays into the buffer, and
-    a flat chunk has two arrays, h and t. Three ``find`` calls (memchr) cost 3 us on 330 kB;
-    ``count`` walks the bytes one by one and costs 110 us."""
+    a flat chunk has two arrays, h and t. Three ``find`` calls (memchr), not ``count``, which
+    walks the bytes one by one (docs/PERFORMANCE.md)."""
     first = body.find(b"[")
     second = body.find(b"[", first + 1) if first >= 0 else -1
     return second >= 0 and body.find(b"[", second + 1) < 0
@@ -160,9 +166,7 @@ def _decode_fast(body: bytes) -> dict[str, object] | None:
     """
     if len(body) > FAST_PATH_MAX_BYTES or not _two_brackets(body):
         return None
-    parser = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = simdjson.Parser()
+    parser = _thread_parser()
     # simdjson skips a byte-order mark that orjson (and every reader of the stored file) refuses.
     if body.startswith(b"\xef\xbb\xbf"):
         return None
@@ -174,7 +178,7 @@ def _decode_fast(body: bytes) -> dict[str, object] | None:
         if not isinstance(doc, simdjson.Object):
             return None
         keys = list(doc.keys())
-        # A repeated key is read differently by different parsers: let orjson (last wins) decide.
+        # A repeated key is refused: the precise path finds it and names it.
         if len(keys) != len(set(keys)) or not ALLOWED_FIELDS.issuperset(keys):
             return None
         h, t, channel = doc.get("h"), doc.get("t"), doc.get("channel")
@@ -193,6 +197,36 @@ def _decode_fast(body: bytes) -> dict[str, object] | None:
         h = t = channel = None
 
 
+def _thread_parser() -> simdjson.Parser:
+    parser = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    return parser
+
+
+def _repeated_key(body: bytes) -> str | None:
+    """A key the body's top-level object holds more than once, or None."""
+    # A parser keeps buffers as large as its largest document: large bodies get their own.
+    parser = _thread_parser() if len(body) <= FAST_PATH_MAX_BYTES else simdjson.Parser()
+    try:
+        doc = parser.parse(body)
+    except (ValueError, RuntimeError):  # an integer beyond 64 bits: the slow, exact reader
+        repeats: list[str] = []
+
+        def note_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+            seen = [key for key, _ in pairs]
+            repeats.extend(key for key in seen if seen.count(key) > 1)
+            return dict(pairs)
+
+        json.loads(body, object_pairs_hook=note_repeats)
+        return repeats[0] if repeats else None
+    try:
+        keys = list(doc.keys()) if isinstance(doc, simdjson.Object) else []
+    finally:
+        del doc
+    return next((key for key in keys if keys.count(key) > 1), None)
+
+
 def _decode_precise(body: bytes) -> dict[str, object]:
     try:
         doc = orjson.loads(body)
@@ -203,13 +237,22 @@ def _decode_precise(body: bytes) -> dict[str, object]:
         raise ChunkError("body", "is not valid JSON") from exc
     if not isinstance(doc, dict):
         raise ChunkError("body", "must be a JSON object")
+    repeated = _repeated_key(body)
+    if repeated is not None:
+        raise ChunkError(repeated, "is repeated in the body")
     extra = doc.keys() - ALLOWED_FIELDS
     if extra:
         raise ChunkError(sorted(extra)[0], "is not a chunk field (expected h, t, channel)")
     return doc
 
 
-def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
+def parse_chunk(
+    body: bytes,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    *,
+    min_dt: float = DEFAULT_MIN_DT,
+    max_dt: float = DEFAULT_MAX_DT,
+) -> Chunk:
     """Parse and validate a chunk body.
 
     Parameters
@@ -218,6 +261,8 @@ def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
         The request body, JSON.
     max_samples : int
         Largest accepted ``len(h)``.
+    min_dt, max_dt : float
+        Accepted range of the sample spacing in seconds.
 
     Returns
     -------
@@ -237,23 +282,58 @@ def parse_chunk(body: bytes, max_samples: int = DEFAULT_MAX_SAMPLES) -> Chunk:
     if "t" not in doc:
         raise ChunkError("t", "is required")
     t = doc["t"]
-    if not isinstance(t, list) or len(t) != 2:
-        raise ChunkError("t", "must be [t0, dt]")
+    shape = (
+        f"must be [t0, dt] with dt from {min_dt:g} to {max_dt:g} s, or one GPS time per sample of h"
+    )
+    if not isinstance(t, list) or len(t) < 2:
+        raise ChunkError("t", shape)
     # "+ 0.0" turns -0.0 into 0.0: both name the same instant and must be the same chunk.
     t0 = _number(t[0], "t") + 0.0
-    dt = _number(t[1], "t")
     if not 0 <= t0 < MAX_GPS:
         raise ChunkError("t", f"t0 must be a GPS time from 0 to {MAX_GPS:.0e}")
-    if dt <= 0:
-        raise ChunkError("t", "dt must be > 0")
     channel = validate_channel(doc.get("channel"))
     h = _samples(doc["h"], max_samples)
-    if not t0 + h.shape[0] * dt < MAX_GPS:
+    n = int(h.shape[0])
+    if len(t) == 2 and (n != 2 or min_dt <= _number(t[1], "t") <= max_dt):
+        dt = _number(t[1], "t")
+    elif len(t) == n:
+        dt = _uniform_spacing(t)
+    else:
+        raise ChunkError("t", shape)
+    if not min_dt <= dt <= max_dt:
+        raise ChunkError("t", f"{shape}; dt is {dt:g}")
+    if not t0 + n * dt < MAX_GPS:
         raise ChunkError("t", f"the chunk must end before GPS {MAX_GPS:.0e} (t0 + len(h) * dt)")
-    if len(body) > MAX_BYTES_PER_SAMPLE * h.shape[0] + BODY_SLACK:
+    if len(body) > MAX_BYTES_PER_SAMPLE * n + BODY_SLACK:
         raise ChunkError(
             "body",
-            f"is {len(body)} bytes for {h.shape[0]} samples: at most "
+            f"is {len(body)} bytes for {n} samples: at most "
             f"{MAX_BYTES_PER_SAMPLE} bytes a sample (no padding)",
         )
     return Chunk(channel=channel, t0=t0, dt=dt, h=h)
+
+
+def _uniform_spacing(t: list[object]) -> float:
+    """The spacing of one GPS time per sample, or `ChunkError` unless they are uniformly spaced.
+
+    Uniform means: every time is within 4 units in the last place (of the largest time) of
+    ``t[0] + i * dt``, the rounding float64 GPS times carry. ``dt`` is ``1 / rate`` for a whole
+    sample rate when that fits (1/4096 exactly, as the same chunk sent as ``[t0, dt]`` has),
+    else the mean spacing.
+    """
+    if not _NUMBER_TYPES.issuperset(map(type, t)):
+        raise ChunkError("t", "must be a list of numbers")
+    times = np.array(t, dtype=np.float64)
+    if not np.isfinite(times).all():
+        raise ChunkError("t", "must be finite")
+    n = times.shape[0]
+    mean = (times[-1] - times[0]) / (n - 1)
+    tolerance = 4 * np.spacing(np.abs(times).max())
+    offsets = np.arange(n, dtype=np.float64)
+    candidates = [mean]
+    if mean > 0 and round(1 / mean) >= 1:
+        candidates.insert(0, 1 / round(1 / mean))
+    for dt in candidates:
+        if np.abs(times - (times[0] + offsets * dt)).max() <= tolerance:
+            return float(dt)
+    raise ChunkError("t", "one GPS time per sample must be uniformly spaced")

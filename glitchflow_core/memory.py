@@ -3,9 +3,8 @@
 A 375 kB chunk is over glibc's default ``mmap`` threshold, and what glibc frees at the top of a
 heap it gives back to the kernel once more than twice that is free. So each request's body
 buffers were memory fresh from the kernel: page faults and zeroed pages on every request, in
-every hop. Keeping freed memory for reuse took datastore_logic from 0.92-1.05 ms to 0.35-0.40 ms
-of system CPU per chunk at 16 writers (end to end 218-221 against 256-270 chunks/s, measured
-here). The price is memory that stays with the process after a burst: at most
+every hop. Keeping freed memory for reuse cut the logic's system CPU per chunk by about 60%
+(docs/PERFORMANCE.md). The price is memory that stays with the process after a burst: at most
 ``TRIM_THRESHOLD`` per malloc arena beyond what is in use.
 """
 

@@ -1,69 +1,47 @@
-"""Byte sizes written the way people write them: ``2000``, ``64MiB``, ``1GB``."""
+"""Byte sizes as people write them (``2000``, ``1e11``, ``8MiB``, ``1GB``): pydantic ByteSize."""
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "t": 1000**4,
-    "tb": 1000**4,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-    "ti": 1024**4,
-    "tib": 1024**4,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+from annotated_types import Ge
+from pydantic import BeforeValidator, ByteSize, TypeAdapter
+
+
+def _scientific(value: object) -> object:
+    """``"1e11"`` as a number: `ByteSize` would read ``1`` with the unknown unit ``e11``."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes, not a boolean")
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if number.is_integer():
+            return int(number)
+    return value
+
+
+Size = Annotated[ByteSize, BeforeValidator(_scientific)]
+"""A settings or query field holding bytes."""
+
+PositiveSize = Annotated[Size, Ge(1)]
+"""A size of at least one byte."""
+
+_SIZE: TypeAdapter[ByteSize] = TypeAdapter(Size)
 
 
 def parse_size(value: int | float | str) -> int:
-    """Return a size in bytes from ``2000``, ``"64MiB"``, ``"1.5GB"``; refuse negatives and junk.
-
-    Parameters
-    ----------
-    value : int, float or str
-        A number of bytes, or a number followed by a decimal (kB, MB, GB, TB) or binary
-        (KiB, MiB, GiB, TiB) unit, case-insensitive.
+    """Bytes from ``2000``, ``"1e11"``, ``"64MiB"`` or ``"1.5GB"``.
 
     Raises
     ------
     ValueError
-        When the value is negative, not a number or has an unknown unit.
+        (pydantic's ``ValidationError``) when the value is negative or not a size.
     """
-    if isinstance(value, bool):
-        raise ValueError("a size must be a number of bytes, not a boolean")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a size cannot be negative: {value}")
-        return int(value)
-    match = _SIZE_RE.match(value)
-    if not match:
-        raise ValueError(f"not a size: {value!r} (examples: 2000, 64MiB, 1GB)")
-    number, unit = match.groups()
-    factor = _UNITS.get(unit.lower())
-    if factor is None:
-        raise ValueError(
-            f"unknown size unit {unit!r} in {value!r} (use B, kB, MB, GB, KiB, MiB, GiB)"
-        )
-    return int(float(number) * factor)
+    return int(_SIZE.validate_python(value))
 
 
 def format_size(nbytes: int) -> str:
     """A short human form of a byte count, e.g. ``64.0 MiB``."""
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    return ByteSize(nbytes).human_readable(separator=" ")

@@ -11,6 +11,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from glitchflow_core.edge import EdgeError
+
 
 class Answer(NamedTuple):
     """What the next service answered, read whole: status, body and (case-insensitive) headers.
@@ -24,16 +26,16 @@ class Answer(NamedTuple):
     headers: Mapping[str, str]
 
 
-class UpstreamFailure(Exception):
+class UpstreamFailure(EdgeError):
     """Raised when the next service gives no usable answer; `status` and `body` are the answer."""
 
     status = 502
     resp = "UPSTREAM_ERROR"
 
     def __init__(self, upstream: str, detail: str) -> None:
-        super().__init__(f"{upstream}: {detail}")
+        super().__init__(detail)
+        self.args = (f"{upstream}: {detail}",)
         self.upstream = upstream
-        self.detail = detail
 
     def body(self) -> dict[str, Any]:
         """The JSON answer of the failure."""

@@ -138,7 +138,7 @@ async def test_cleanbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": CLEANED["body"],
     }
-    assert orjson.loads(flush.calls.last.content) == {"msg": "trained", "force": False}
+    assert orjson.loads(flush.calls.last.content) == {"msg": "trained", "force": True}
 
 
 async def test_cleanbuf_not_frozen_is_409(api: httpx.AsyncClient, logic: FakeUpstream) -> None:
@@ -251,7 +251,7 @@ async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncCli
     stream_body = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
     assert set(stream_body["schema"]["properties"]) == {"h", "t", "channel"}
     paths = spec["paths"]
-    for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "force"})):
+    for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "batch", "force"})):
         body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
         assert set(body["properties"]) == fields
         assert {"413", "415", "422"} <= set(paths[path]["post"]["responses"])
@@ -260,3 +260,66 @@ async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncCli
     assert set(schemas["StatsAnswer"]["properties"]) >= {"n_itm", "buff_size"}
     assert "nmlist" in schemas["DumpAnswer"]["properties"]
     assert (await api.get("/docs")).status_code == 200
+
+
+async def test_cleanbuf_names_a_batch_for_the_logic(
+    api: httpx.AsyncClient, logic: FakeUpstream
+) -> None:
+    flush = logic.post("/flushbuf").respond(200, json=CLEANED)
+    answer = await api.post("/cleanbuf", json={"msg": "dag", "batch": 3})
+    assert answer.json()["resp"] == "CLEANED"
+    assert orjson.loads(flush.calls.last.content) == {"msg": "dag", "batch": 3, "force": False}
+
+
+async def test_cleanbuf_repeated_for_a_batch_is_cleaned_again(
+    api: httpx.AsyncClient, logic: FakeUpstream
+) -> None:
+    again = {**CLEANED, "body": {**CLEANED["body"], "already_flushed": True}}
+    logic.post("/flushbuf").respond(200, json=again)
+    answer = await api.post("/cleanbuf", json={"msg": "dag", "batch": 3})
+    assert answer.status_code == 200
+    assert (answer.json()["resp"], answer.json()["body"]["already_flushed"]) == ("CLEANED", True)
+
+
+async def test_cleanbuf_unknown_batch_is_404_relayed(
+    api: httpx.AsyncClient, logic: FakeUpstream
+) -> None:
+    logic.post("/flushbuf").respond(404, json={"resp": "UNKNOWN_BATCH", "batch": 99})
+    answer = await api.post("/cleanbuf", json={"msg": "dag", "batch": 99})
+    assert answer.status_code == 404
+    assert answer.json() == {
+        "resp": "UNKNOWN_BATCH",
+        "body": {"resp": "UNKNOWN_BATCH", "batch": 99},
+    }
+
+
+@pytest.mark.parametrize("batch", [0, -1, "3", 1.5, True])
+async def test_cleanbuf_batch_must_be_a_batch_number(
+    api: httpx.AsyncClient, logic: FakeUpstream, batch: object
+) -> None:
+    flush = logic.post("/flushbuf").respond(200, json=CLEANED)
+    answer = await api.post("/cleanbuf", json={"msg": "dag", "batch": batch})
+    assert (answer.status_code, answer.json()["detail"]["field"]) == (422, "batch")
+    assert not flush.called
+
+
+async def test_writers_are_open_when_only_admin_tokens_are_set(
+    make_api, logic: FakeUpstream
+) -> None:
+    stream = logic.post("/stream").respond(201, json={"resp": "CREATED"})
+    logic.post("/flushbuf").respond(200, json=CLEANED)
+    async with make_api(admin_tokens="admin-only-token-0123456789") as api:
+        chunk = orjson.dumps({"h": [1.0, 2.0], "t": [1e9, 0.25]})
+        created = await api.post(
+            "/streamdata", content=chunk, headers={"Content-Type": "application/json"}
+        )
+        assert created.status_code == 201
+        assert stream.called
+        refused = await api.post("/cleanbuf", json={"msg": "x"})
+        assert (refused.status_code, refused.json()["resp"]) == (401, "UNAUTHORIZED")
+        allowed = await api.post(
+            "/cleanbuf",
+            json={"msg": "x"},
+            headers={"Authorization": "Bearer admin-only-token-0123456789"},
+        )
+        assert allowed.status_code == 200

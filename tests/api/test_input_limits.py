@@ -12,7 +12,7 @@ import orjson
 import pytest
 from fake_upstream import FakeUpstream
 
-from glitchflow_api.routes import ADMIN_MAX_BODY
+from glitchflow_core.edge import ADMIN_BODY_LIMIT as ADMIN_MAX_BODY
 
 FROZEN = {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
 CLEANED = {"resp": "CLEANED", "batch": 3, "archive": "000003-20261122T101500Z", "body": {}}

@@ -13,6 +13,7 @@ import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
 
 from glitchflow_api import routes
+from glitchflow_api.settings import Settings
 from glitchflow_stack import free_port
 
 CHUNK = (
@@ -242,13 +243,13 @@ async def test_large_body_is_parsed_off_the_event_loop(
     api: httpx.AsyncClient, logic: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    real_parse = routes.parse_chunk
+    real_parse = Settings.parse_chunk
 
-    def spy(body: bytes, max_samples: int) -> object:
+    def spy(self: Settings, body: bytes) -> object:
         threads.append(threading.current_thread())
-        return real_parse(body, max_samples)
+        return real_parse(self, body)
 
-    monkeypatch.setattr(routes, "parse_chunk", spy)
+    monkeypatch.setattr(Settings, "parse_chunk", spy)
     stream = logic.post("/stream").respond(201, json=CREATED)
     big = orjson.dumps({"h": BIG_H, "t": [1e9, 0.25]})
     assert (await api.post("/streamdata", content=big, headers=JSON)).status_code == 201

@@ -175,9 +175,98 @@ def test_unusual_bodies_leave_the_fast_path(raw: bytes) -> None:
     assert _decode_fast(raw) is None
 
 
-def test_repeated_key_is_read_as_orjson_reads_it() -> None:
-    chunk = parse_chunk(b'{"h": [1.0], "t": [0, 1], "h": [2.0]}')
-    assert chunk.h.tolist() == [2.0]
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"h": [1.0], "t": [0, 1], "h": [2.0]}', "h"),
+        (b'{"h": [1.0], "t": [0, 1], "t": [0, 2]}', "t"),
+        (b'{"h": [1, 2], "t": [0, 1], "channel": "H1:X", "channel": "L1:X"}', "channel"),
+        (b'{"h": [1.0], "t": [0, 1], "h": [2.0], "x": 100000000000000000000000}', "h"),
+    ],
+)
+def test_repeated_key_is_refused_naming_it(raw: bytes, field: str) -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(raw)
+    assert (info.value.field, info.value.reason) == (field, "is repeated in the body")
+    assert info.value.status == 422
+
+
+GPS = 1_370_000_000.0
+
+
+def test_one_time_per_sample_is_the_chunk_t0_and_spacing() -> None:
+    # The original's sample payload: 4 samples, 4 times 1/4096 s apart.
+    times = [GPS + i / 4096 for i in range(4)]
+    chunk = parse_chunk(body(h=[1e-21, 2e-21, 3e-21, 4e-21], t=times))
+    same = parse_chunk(body(h=[1e-21, 2e-21, 3e-21, 4e-21], t=[GPS, 1 / 4096]))
+    assert (chunk.t0, chunk.dt) == (GPS, 1 / 4096)
+    assert chunk.identity == same.identity
+    assert chunk.canonical_bytes() == same.canonical_bytes()
+
+
+def test_one_time_per_sample_at_an_odd_rate_keeps_its_mean_spacing() -> None:
+    times = [GPS + i * 0.3 for i in range(5)]
+    chunk = parse_chunk(body(h=[0.0] * 5, t=times))
+    assert chunk.dt == pytest.approx(0.3, rel=1e-6)
+
+
+def test_two_samples_with_two_gps_times_are_one_time_per_sample() -> None:
+    chunk = parse_chunk(body(h=[1.0, 2.0], t=[GPS, GPS + 1 / 4096]))
+    assert (chunk.t0, chunk.dt) == (GPS, 1 / 4096)
+
+
+@pytest.mark.parametrize(
+    ("h", "t", "reason"),
+    [
+        ([0.0] * 4, [GPS, GPS + 1 / 4096, GPS + 3 / 4096, GPS + 4 / 4096], "uniformly spaced"),
+        ([0.0] * 4, [GPS, GPS + 1], "one GPS time per sample"),
+        ([0.0] * 4, [GPS, 1e-320], "one GPS time per sample"),
+        ([0.0] * 4, [GPS, 1e-10], "dt is 1e-10"),
+        ([0.0] * 4, [GPS, 86_401], "dt is 86401"),
+        ([0.0] * 3, [GPS, GPS + 1, GPS + 2, GPS + 3], "one GPS time per sample"),
+        ([0.0] * 3, [GPS, GPS, GPS], "one GPS time per sample"),
+        ([0.0] * 3, [GPS, "x", GPS], "list of numbers"),
+    ],
+)
+def test_bad_times_are_refused_saying_what_t_must_be(
+    h: list[float], t: list[object], reason: str
+) -> None:
+    with pytest.raises(ChunkError) as info:
+        parse_chunk(body(h=h, t=t))
+    assert info.value.field == "t"
+    assert reason in info.value.reason
+
+
+def test_spacing_bounds_are_settings() -> None:
+    raw = body(h=[0.0] * 4, t=[GPS, 2 * 86_400])
+    assert parse_chunk(raw, max_dt=3 * 86_400).dt == 2 * 86_400
+    with pytest.raises(ChunkError):
+        parse_chunk(body(h=[0.0] * 4, t=[GPS, 1e-3]), min_dt=1e-2)
+
+
+keys = st.sampled_from(["h", "t", "channel"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    order=st.lists(keys, min_size=1, max_size=5),
+    h=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=8),
+)
+def test_fast_and_precise_paths_agree_on_repeated_keys(order: list[str], h: list[float]) -> None:
+    values = {"h": orjson.dumps(h), "t": b"[10.0, 0.5]", "channel": b'"H1:X"'}
+    raw = b"{" + b",".join(b'"%s": %s' % (k.encode(), values[k]) for k in order) + b"}"
+    fast = _decode_fast(raw)
+    try:
+        precise: object = _decode_precise(raw)
+    except ChunkError as exc:
+        precise = exc.field
+    if len(set(order)) != len(order):
+        assert fast is None
+        assert precise in order
+    else:
+        assert isinstance(precise, dict)
+        if fast is not None:
+            assert {k for k, v in fast.items() if v is not None} == set(precise)
 
 
 def test_integer_beyond_64_bits_in_h_is_read_as_a_float() -> None:

@@ -8,7 +8,8 @@ import pytest
 from fake_upstream import FakeUpstream
 from flask.testing import FlaskClient
 
-from datastore_logic.routes import ADMIN_MAX_BODY, LOG_MAX_LIMIT, MAX_PAGE
+from datastore_logic.routes import LOG_MAX_LIMIT, MAX_PAGE
+from glitchflow_core.edge import ADMIN_BODY_LIMIT as ADMIN_MAX_BODY
 
 JSON = {"Content-Type": "application/json"}
 DUMP = {"nmlist": [], "total": 0, "offset": 0, "limit": 100}

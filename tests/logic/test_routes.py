@@ -272,7 +272,7 @@ def test_flushbuf_cleaned_names_batch_and_archive(
         "archive": "000003-20261122T101500Z",
         "body": body,
     }
-    assert clean.calls.last.json() == {"msg": "trained", "force": False}
+    assert clean.calls.last.json() == {"msg": "trained", "batch": None, "force": True}
 
 
 def test_flushbuf_not_frozen_is_409(client: FlaskClient, buffer: FakeUpstream) -> None:
@@ -418,3 +418,30 @@ def test_metrics_count_ingest_and_refusals(client: FlaskClient, buffer: FakeUpst
     assert 'glitchflow_refusals_total{reason="frozen"} 1.0' in text
     assert "glitchflow_fill_ratio 1.0" in text
     assert 'route="/stream"' in text
+
+
+def test_flushbuf_with_a_batch_flushes_only_that_batch(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    body = {"resp": "CLEANED", "batch": 4, "archive": "000004-x", "already_flushed": True}
+    clean = buffer.post("/cleanall").respond(200, json=body)
+    answer = client.post("/flushbuf", json={"msg": "dag", "batch": 4})
+    assert (answer.status_code, answer.json["batch"]) == (200, 4)
+    assert answer.json["body"]["already_flushed"] is True
+    assert clean.calls.last.json() == {"msg": "dag", "batch": 4, "force": False}
+
+
+def test_flushbuf_unknown_batch_is_relayed(client: FlaskClient, buffer: FakeUpstream) -> None:
+    buffer.post("/cleanall").respond(404, json={"resp": "UNKNOWN_BATCH", "batch": 9})
+    answer = client.post("/flushbuf", json={"batch": 9})
+    assert (answer.status_code, answer.json) == (404, {"resp": "UNKNOWN_BATCH", "batch": 9})
+
+
+@pytest.mark.parametrize("batch", [0, -1, "3", 1.5, True])
+def test_flushbuf_batch_must_be_a_batch_number(
+    client: FlaskClient, buffer: FakeUpstream, batch: object
+) -> None:
+    clean = buffer.post("/cleanall").respond(200, json={})
+    answer = client.post("/flushbuf", json={"msg": "x", "batch": batch})
+    assert (answer.status_code, answer.json["detail"]["field"]) == (422, "batch")
+    assert not clean.called

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -40,7 +43,7 @@ def test_prefixed_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("url", ["ftp://buffer:8080", "buffer:8080", "http://"])
 def test_buffer_url_must_be_http(url: str) -> None:
-    with pytest.raises(ValidationError, match="DB_BURL"):
+    with pytest.raises(ValidationError, match=r"db_burl\n.*must be an http"):
         Settings(db_burl=url)
 
 
@@ -125,3 +128,21 @@ def test_flush_answer_only_for_cleaned() -> None:
         "body": body,
     }
     assert flush_answer({"resp": "NOT_FROZEN"}) is None
+
+
+def test_gunicorn_config_reads_the_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+
+    from datastore_logic.__main__ import CONFIG
+
+    monkeypatch.setenv("GLITCHFLOW_HOST", "0.0.0.0")
+    monkeypatch.setenv("GLITCHFLOW_PORT", "5123")
+    monkeypatch.setenv("GLITCHFLOW_LOGIC_WORKERS", "3")
+    monkeypatch.setenv("GLITCHFLOW_LOGIC_THREADS", "5")
+    monkeypatch.setenv("GLITCHFLOW_GRACEFUL_TIMEOUT", "7")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = runpy.run_path(str(CONFIG))
+    assert (config["bind"], config["workers"], config["threads"]) == ("0.0.0.0:5123", 3, 5)
+    assert config["graceful_timeout"] == 7
+    assert config["metrics_dir"] == str(tmp_path)
