@@ -11,6 +11,7 @@ from starlette.types import Scope
 
 from glitchflow_api.auth import Tokens
 from glitchflow_api.context import Context
+from glitchflow_api.docs import offline_docs_app
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
 from glitchflow_api.upstream import LogicClient
@@ -52,7 +53,7 @@ def build_app(settings: Settings) -> FastAPI:
         finally:
             await ctx.client.aclose()
 
-    app = FastAPI(
+    app = offline_docs_app(
         title="Glitchflow datastore API",
         version="0.1.0",
         description="Stream gravitational-wave strain into the buffer; freeze and flush batches.",
