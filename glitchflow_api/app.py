@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Scope
@@ -12,6 +13,7 @@ from starlette.types import Scope
 from glitchflow_api.auth import Tokens
 from glitchflow_api.context import Context
 from glitchflow_api.docs import offline_docs_app
+from glitchflow_api.models import chunk_schema
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
 from glitchflow_api.upstream import LogicClient
@@ -64,4 +66,21 @@ def build_app(settings: Settings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, the id is set for all
     install_fastapi(app, ctx.metrics)
+    app.openapi = lambda: document(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document, made once: the bearer scheme, and the chunk limits of ``settings``."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)
+        doc.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A writer token (/streamdata) or an admin token (all calls).",
+            }
+        }
+        body = doc["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = chunk_schema(settings.max_samples, settings.min_dt, settings.max_dt)
+    return app.openapi_schema
