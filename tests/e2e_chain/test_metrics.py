@@ -7,6 +7,10 @@ answers the scrape.
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import httpx
 import numpy as np
 import orjson
@@ -182,3 +186,34 @@ def test_freeze_and_flush_gauges(stack_factory) -> None:
     assert value(after, "glitchflow_ingest_lag_seconds", channel="H1:TEST") > 900
     for url in (layout.api_url, layout.logic_url, layout.buffer_url):
         assert value(scrape(url), "glitchflow_flushes_total") == 1, url
+
+
+DASHBOARD = Path(__file__).parents[2] / "k8s" / "grafana" / "glitchflow.json"
+
+
+def dashboard_queries() -> list[str]:
+    """Every Prometheus query of the Grafana dashboard: panel targets and template variables."""
+    doc = json.loads(DASHBOARD.read_text())
+    queries = [t["expr"] for p in doc["panels"] for t in p["targets"]]
+    queries += [v["query"] for v in doc["templating"]["list"] if v["type"] == "query"]
+    return queries
+
+
+def test_dashboard_uses_only_metrics_the_services_export(workload) -> None:
+    layout, _ = workload
+    exported = {
+        name
+        for url in (layout.api_url, layout.logic_url, layout.buffer_url)
+        for name, _labels in scrape(url)
+    }
+    queries = dashboard_queries()
+    used = {name for query in queries for name in re.findall(r"\bglitchflow_[a-z0-9_]+", query)}
+    assert len(queries) >= 10
+    # The new gauges of issue 12 are on the dashboard.
+    assert {
+        "glitchflow_ingest_lag_seconds",
+        "glitchflow_fill_ratio",
+        "glitchflow_frozen_seconds",
+        "glitchflow_archived_batches",
+    } <= used
+    assert used - exported == set()
