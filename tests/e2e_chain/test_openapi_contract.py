@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from glitchflow_core.chunk import MAX_GPS
 from glitchflow_stack import Layout, Stack, free_port, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -59,12 +60,25 @@ def test_the_document_is_served_as_built(api_url) -> None:
     assert httpx.get(f"{api_url}/openapi.json").json() == DOCUMENT
 
 
+def ends_before_max_gps(case) -> bool:
+    """The one documented rule JSON Schema cannot state: a chunk ends before GPS 1e11.
+
+    ``t0 + len(h) * dt < 1e11`` is in the text of ``t``; cases that break it are left out here
+    (their 422 is tested in tests/core/test_chunk.py).
+    """
+    body = case.body if isinstance(case.body, dict) else {}
+    h, t = body.get("h"), body.get("t")
+    if not (isinstance(h, list) and isinstance(t, list) and len(t) == 2):
+        return True
+    return t[0] + len(h) * t[1] < MAX_GPS
+
+
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_operation_keeps_its_contract(api_url, path: str, method: str) -> None:
     operation = schemathesis.openapi.from_dict(DOCUMENT)[path][method]
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy().filter(ends_before_max_gps))
     @settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
