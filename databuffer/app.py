@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,7 +17,8 @@ from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import make_uploader
-from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
+from glitchflow_core.logs import RequestIdMiddleware
+from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
 logger = logging.getLogger("databuffer")
 
@@ -33,6 +35,62 @@ class EventLogCollector(Collector):
         )
         family.add_metric([], self.log.dropped)
         yield family
+
+
+class BufferStateCollector(Collector):
+    """Gauges read from the storage when scraped: lag per channel, time frozen, archived batches.
+
+    The newest GPS time of each channel is remembered across flushes, so that the lag of a
+    channel keeps growing while no data of it arrives, also after its batch was archived.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.newest: dict[str, float] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
+        gps = gps_now(now)
+        self.newest.update(self.storage.newest_gps())
+        newest = GaugeMetricFamily(
+            "glitchflow_newest_gps_seconds",
+            "GPS time just after the newest stored sample, per channel",
+            labels=["channel"],
+        )
+        lag = GaugeMetricFamily(
+            "glitchflow_ingest_lag_seconds",
+            "Now (GPS) minus the GPS time of the newest stored sample, per channel",
+            labels=["channel"],
+        )
+        for channel, end in sorted(self.newest.items()):
+            newest.add_metric([channel], end)
+            lag.add_metric([channel], gps - end)
+        yield newest
+        yield lag
+        state = self.storage.state
+        frozen = state.dstatus == "FROZEN"
+        yield GaugeMetricFamily("glitchflow_frozen", "1 while the buffer is FROZEN", value=frozen)
+        yield GaugeMetricFamily(
+            "glitchflow_frozen_seconds",
+            "Seconds the buffer has been FROZEN (0 while OPERATIONAL)",
+            value=max(now - state.frozen_at, 0.0) if frozen and state.frozen_at else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_batch", "Number of the current batch", value=state.batch
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_stored_chunks",
+            "Chunk files in the current batch",
+            self.storage.stored_files,
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_stored_bytes", "Bytes of the current batch", self.storage.stored_bytes
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_archived_batches",
+            "Batches in the archive",
+            value=len(self.storage.archive.folders()),
+        )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -53,7 +111,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log_backups=settings.log_backups,
     )
     metrics = ServiceMetrics()
-    metrics.registry.register(EventLogCollector(storage.log))
+    metrics.add_collector(EventLogCollector(storage.log))
+    metrics.add_collector(BufferStateCollector(storage))
     uploader = make_uploader(settings, storage)
     buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:
@@ -78,7 +137,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
+        ],
         lifespan=lifespan,
     )
     install_errors(app, settings, metrics)

@@ -107,6 +107,10 @@ class ChannelIndex:
         """Every span, in time order."""
         return list(self._spans)
 
+    def newest_end(self) -> float | None:
+        """GPS time just after the newest stored sample (spans are disjoint: the last ends last)."""
+        return self._spans[-1].end if self._spans else None
+
     def segments(self) -> list[list[float]]:
         """Contiguous coverage ``[[start, end], ...]``; chunks closer than half a sample join."""
         return self.coverage.segments()
@@ -175,6 +179,11 @@ class BatchIndex:
     def spans(self) -> dict[str, list[Span]]:
         """Every channel's spans, in time order (copies)."""
         return {channel: index.all() for channel, index in self._channels.items()}
+
+    def newest_ends(self) -> dict[str, float]:
+        """`ChannelIndex.newest_end` of every channel that holds data; O(channels)."""
+        ends = {channel: index.newest_end() for channel, index in self._channels.items()}
+        return {channel: end for channel, end in ends.items() if end is not None}
 
     def channels(self) -> dict[str, dict[str, Any]]:
         """`ChannelIndex.describe` of every channel, by channel name."""

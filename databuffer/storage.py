@@ -188,6 +188,11 @@ class Storage:
         with self._lock:
             return [(self._batch.state.batch, self._batch.index.spans())]
 
+    def newest_gps(self) -> dict[str, float]:
+        """Per channel of the current batch, the GPS time just after its newest sample."""
+        with self._lock:
+            return self._batch.index.newest_ends()
+
     def batches(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Manifests of archived batches, newest first, one page, and the total."""
         return self.archive.manifests(limit, offset)

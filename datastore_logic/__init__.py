@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from datastore_logic.status import PageAssets
     from datastore_logic.upstream import BufferClient
     from glitchflow_core.edge import install_flask
-    from glitchflow_core.logs import configure_logging
+    from glitchflow_core.logs import configure_logging, install_flask_request_id
     from glitchflow_core.metrics import ServiceMetrics
 
     settings = settings if settings is not None else Settings()
@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     }
     app.register_blueprint(bp)
     install_flask(app, lambda: app.extensions["glitchflow"]["metrics"])
+    install_flask_request_id(app)
     return app

@@ -17,6 +17,7 @@ import orjson
 import urllib3
 from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, TimeoutError
 
+from glitchflow_core.logs import request_id_headers
 from glitchflow_core.retry import hop_policy
 from glitchflow_core.upstream import Answer, UpstreamTimeout, UpstreamUnreachable
 
@@ -90,7 +91,7 @@ class BufferClient:
         url = self._prefix + path
         if params:
             url += "?" + urlencode(params)
-        all_headers = dict(self._headers)
+        all_headers = {**self._headers, **request_id_headers()}
         if json is not None:
             content = orjson.dumps(json)
             all_headers["Content-Type"] = "application/json"

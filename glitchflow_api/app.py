@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import Scope
 
 from glitchflow_api.auth import Tokens
 from glitchflow_api.context import Context
+from glitchflow_api.docs import offline_docs_app
+from glitchflow_api.models import chunk_schema
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
 from glitchflow_api.status import router as status_router
 from glitchflow_api.upstream import LogicClient
 from glitchflow_core.edge import install_fastapi
-from glitchflow_core.logs import configure_logging
+from glitchflow_core.logs import RequestIdMiddleware, configure_logging
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 SERVICE = "glitchflow_api"
@@ -53,7 +56,7 @@ def build_app(settings: Settings) -> FastAPI:
         finally:
             await ctx.client.aclose()
 
-    app = FastAPI(
+    app = offline_docs_app(
         title="Glitchflow datastore API",
         version="0.1.0",
         description="Stream gravitational-wave strain into the buffer; freeze and flush batches.",
@@ -63,5 +66,23 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(status_router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, the id is set for all
     install_fastapi(app, ctx.metrics)
+    app.openapi = lambda: document(app, settings)  # type: ignore[method-assign]
     return app
+
+
+def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
+    """The OpenAPI document, made once: the bearer scheme, and the chunk limits of ``settings``."""
+    if app.openapi_schema is None:
+        doc = FastAPI.openapi(app)
+        doc.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A writer token (/streamdata) or an admin token (all calls).",
+            }
+        }
+        body = doc["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"] = chunk_schema(settings.max_samples, settings.min_dt, settings.max_dt)
+    return app.openapi_schema

@@ -1,41 +1,73 @@
 """Wire schemas of the public API, with the original field names; they document ``/docs``.
 
-``/streamdata`` is documented by `ChunkIn` but validated by ``glitchflow_core.chunk.parse_chunk``
-(orjson or simdjson + numpy), far cheaper than validating floats one by one through pydantic.
+``/streamdata`` is documented by `chunk_schema` but validated by
+``glitchflow_core.chunk.parse_chunk`` (orjson or simdjson + numpy), far cheaper than validating
+floats one by one through pydantic.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from glitchflow_core.chunk import CHANNEL_RE, DEFAULT_CHANNEL, MAX_GPS
 
 
-class ChunkIn(BaseModel):
-    """One chunk of strain: samples ``h`` from GPS time ``t0``, spaced ``dt`` seconds.
+def chunk_schema(max_samples: int, min_dt: float, max_dt: float) -> dict[str, Any]:
+    """JSON Schema of a ``/streamdata`` body with this API's limits (settings), for ``/docs``.
 
-    ``t`` may also be one GPS time per sample (``len(t) == len(h) >= 2``, uniformly spaced): it is
-    then read as ``[t[0], spacing]``.
+    What JSON Schema cannot say is in the text: the per-sample form of ``t`` (one GPS time per
+    sample, uniformly spaced, read as ``[t[0], spacing]``) and that the chunk must end before GPS
+    1e11 (``t0 + len(h) * dt``).
     """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"h": [1.2e-21, -3.4e-22, 5.6e-22], "t": [1370000000.0, 0.00006103515625]}]
+    return {
+        "title": "ChunkIn",
+        "type": "object",
+        "description": "One chunk of strain: samples `h` from GPS time `t0`, spaced `dt` seconds.",
+        "additionalProperties": False,
+        "required": ["h", "t"],
+        "properties": {
+            "h": {
+                "type": "array",
+                "items": {"type": "number"},
+                "minItems": 1,
+                "maxItems": max_samples,
+                "description": f"Strain samples: 1 to {max_samples} finite numbers (MAX_SAMPLES).",
+            },
+            "t": {
+                "type": "array",
+                "prefixItems": [
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_GPS, "title": "t0"},
+                    {"type": "number", "minimum": min_dt, "maximum": max_dt, "title": "dt"},
+                ],
+                "minItems": 2,
+                "maxItems": 2,
+                "description": f"[t0, dt]: GPS time of the first sample (0 <= t0 < {MAX_GPS:.0e})"
+                f" and the sample spacing in seconds ({min_dt:g} <= dt <= {max_dt:g}: MIN_DT,"
+                " MAX_DT); the chunk must end before GPS 1e11 (t0 + len(h) * dt). The original's"
+                " form, one GPS time per sample (len(t) == len(h), uniformly spaced), is accepted"
+                " too and read as [t[0], spacing].",
+            },
+            "channel": {
+                "anyOf": [
+                    {"type": "string", "pattern": CHANNEL_RE.pattern},
+                    {"type": "string", "const": DEFAULT_CHANNEL},
+                    {"type": "null"},
+                ],
+                "description": "Channel, e.g. 'L1:GWOSC-4KHZ_R1_STRAIN'; without it "
+                f"'{DEFAULT_CHANNEL}'.",
+            },
         },
-    )
-
-    h: list[float] = Field(min_length=1, description="Strain samples: finite floats, at least one.")
-    t: list[float] = Field(
-        min_length=2,
-        description="[t0, dt]: GPS time of the first sample and the sample spacing "
-        "(from MIN_DT to MAX_DT, default 1e-9 s to 1 day); or one GPS time per sample.",
-    )
-    channel: str | None = Field(
-        None,
-        description="Channel, e.g. 'L1:GWOSC-4KHZ_R1_STRAIN'; without it the default channel.",
-        examples=["L1:GWOSC-4KHZ_R1_STRAIN"],
-    )
+        "examples": [
+            {"h": [1.2e-21, -3.4e-22, 5.6e-22], "t": [1370000000.0, 0.000244140625]},
+            {
+                "h": [1.2e-21, -3.4e-22],
+                "t": [1370000000.0, 0.000244140625],
+                "channel": "L1:GWOSC-4KHZ_R1_STRAIN",
+            },
+        ],
+    }
 
 
 class TrainRequest(BaseModel):
@@ -52,6 +84,10 @@ class TrainRequest(BaseModel):
     )
 
 
+MAX_BATCH = 2**53 - 1
+"""Largest batch id a flush may name: JSON's largest safe integer, exact in every client."""
+
+
 class CleanRequest(BaseModel):
     """The flush signal: archive a batch. Without ``batch``, the current one even if partial."""
 
@@ -66,6 +102,7 @@ class CleanRequest(BaseModel):
     batch: int | None = Field(
         None,
         ge=1,
+        le=MAX_BATCH,
         description="Flush only this sealed batch (idempotent: CLEANED again once archived). "
         "Without it the current batch is archived even if partial, as the original did.",
     )
@@ -73,12 +110,70 @@ class CleanRequest(BaseModel):
         False, description="Kept for older callers: a flush without `batch` is always forced."
     )
 
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON Schema counts 3.0 as an integer, so the document promises it: read it as 3.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
 
 class ErrorDetail(BaseModel):
     """What was wrong with the input."""
 
-    field: str
+    field: str = Field(description="The field, `body`, `content-type` or a query parameter.")
     reason: str
+
+
+class InvalidAnswer(BaseModel):
+    """Input refused: 422 invalid, 413 too large, 415 wrong content type; the field is named."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"resp": "INVALID", "detail": {"field": "h", "reason": "is required"}}]
+        }
+    )
+
+    resp: Literal["INVALID"]
+    detail: ErrorDetail
+
+
+class AuthAnswer(BaseModel):
+    """No valid token (401, with ``WWW-Authenticate: Bearer``) or one of the wrong kind (403)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"resp": "UNAUTHORIZED", "detail": "a writer token is required"}]
+        }
+    )
+
+    resp: Literal["UNAUTHORIZED", "FORBIDDEN"]
+    detail: str | None = None
+
+
+class UpstreamAnswer(BaseModel):
+    """A service behind the API failed or did not answer; ``upstream`` names it.
+
+    ``resp`` is ``UPSTREAM_UNREACHABLE``, ``UPSTREAM_ERROR`` or ``UPSTREAM_TIMEOUT`` from the
+    API, or the word of the layer further down that failed, relayed as it is.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resp": "UPSTREAM_UNREACHABLE",
+                    "upstream": "datastore_logic",
+                    "detail": "connection refused",
+                }
+            ]
+        }
+    )
+
+    resp: str
+    upstream: str | None = None
+    detail: Any = None
 
 
 class ErrorAnswer(BaseModel):
@@ -92,7 +187,42 @@ class ErrorAnswer(BaseModel):
 class StreamAnswer(BaseModel):
     """The result of a write; ``body`` is the store's own answer (file, bytes, counts, batch)."""
 
-    resp: Literal["CREATED", "DUPLICATE", "CONFLICT", "FROZEN", "BUSY"]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resp": "CREATED",
+                    "body": {"resp": "CREATED", "file": "...", "bytes": 4123, "batch": 1},
+                }
+            ]
+        }
+    )
+
+    resp: Literal["CREATED", "DUPLICATE"]
+    body: dict[str, Any] | None = None
+
+
+class StreamRefusal(BaseModel):
+    """A write refused: 409 ``CONFLICT`` (overlaps stored data), 503 ``FROZEN`` or ``BUSY``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"resp": "FROZEN", "body": {"resp": "FROZEN"}}]}
+    )
+
+    resp: Literal["CONFLICT", "FROZEN", "BUSY"]
+    detail: Any = None
+    body: dict[str, Any] | None = Field(None, description="The store's own answer.")
+
+
+class FlushRefusal(BaseModel):
+    """A flush refused: 409 ``NOT_FROZEN`` or ``CONFLICT``, 404 ``UNKNOWN_BATCH``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"resp": "UNKNOWN_BATCH", "body": {}}]}
+    )
+
+    resp: str = Field(examples=["NOT_FROZEN", "CONFLICT", "UNKNOWN_BATCH"])
+    detail: Any = None
     body: dict[str, Any] | None = None
 
 

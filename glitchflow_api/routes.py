@@ -10,21 +10,27 @@ from starlette.concurrency import run_in_threadpool
 
 from glitchflow_api.context import Context, client, context, json_response
 from glitchflow_api.models import (
+    AuthAnswer,
     ChannelsAnswer,
-    ChunkIn,
     CleanAnswer,
     CleanRequest,
     DataAnswer,
     DescAnswer,
     DumpAnswer,
     ErrorAnswer,
+    FlushRefusal,
     HealthAnswer,
+    InvalidAnswer,
     StatsAnswer,
     StreamAnswer,
+    StreamRefusal,
     TrainAnswer,
     TrainRequest,
+    UpstreamAnswer,
+    chunk_schema,
 )
 from glitchflow_api.upstream import UPSTREAM
+from glitchflow_core.chunk import DEFAULT_MAX_DT, DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, MAX_GPS
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
     MAX_OFFSET,
@@ -54,19 +60,45 @@ about 20 MB) would stall every other request on the event loop (docs/PERFORMANCE
 """
 MAX_DUMP_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorAnswer, "description": "Missing or invalid token."},
-    403: {
-        "model": ErrorAnswer,
-        "description": "Token of the wrong kind (writer token on an admin call).",
-    },
-    422: {"model": ErrorAnswer, "description": "Invalid body; `detail.field` names the field."},
+BEARER = [{"bearer": []}]
+"""OpenAPI ``security`` of the calls that need a token (the scheme is added in `app.openapi`)."""
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
     502: {
-        "model": ErrorAnswer,
-        "description": "A service behind the API failed; `upstream` names it.",
+        "model": UpstreamAnswer,
+        "description": "UPSTREAM_UNREACHABLE or UPSTREAM_ERROR: a service behind the API failed;"
+        " `upstream` names it.",
     },
-    504: {"model": ErrorAnswer, "description": "A service behind the API did not answer in time."},
+    503: {
+        "model": UpstreamAnswer,
+        "description": "A service behind the API is not available (its own word relayed).",
+        "headers": RETRY_AFTER,
+    },
+    504: {
+        "model": UpstreamAnswer,
+        "description": "UPSTREAM_TIMEOUT: a service behind the API did not answer in time.",
+    },
 }
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": InvalidAnswer, "description": "INVALID: `detail.field` names the field."},
+}
+WRITER_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": AuthAnswer, "description": "UNAUTHORIZED: no valid writer or admin token."},
+}
+ADMIN_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": AuthAnswer, "description": "UNAUTHORIZED: no valid admin token."},
+    403: {"model": AuthAnswer, "description": "FORBIDDEN: a writer token on an admin call."},
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": InvalidAnswer, "description": "INVALID, field `body`: the body is too large."},
+    415: {
+        "model": InvalidAnswer,
+        "description": "INVALID, field `content-type`: not application/json.",
+    },
+    **INVALID,
+}
+READ_ERRORS = UPSTREAM_ERRORS
+QUERY_ERRORS = {**INVALID, **UPSTREAM_ERRORS}
 
 
 def _doc(upstream: Answer) -> dict[str, Any]:
@@ -101,17 +133,22 @@ async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody:
 def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI text of a body the route reads itself (so that it can cap it before parsing)."""
     return {
+        "security": BEARER,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        },
     }
 
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorAnswer, "description": f"Body over {ADMIN_BODY_LIMIT} bytes."},
-    415: {"model": ErrorAnswer, "description": "Content-Type is not application/json."},
-    **ERRORS,
+    **BODY_ERRORS,
+    413: {
+        "model": InvalidAnswer,
+        "description": f"INVALID, field `body`: over {ADMIN_BODY_LIMIT} bytes.",
+    },
+    **ADMIN_AUTH,
+    **UPSTREAM_ERRORS,
 }
 
 
@@ -123,22 +160,29 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     responses={
         200: {"model": StreamAnswer, "description": "DUPLICATE: this chunk is already stored."},
         409: {
-            "model": StreamAnswer,
-            "description": "CONFLICT: overlaps stored data with other samples.",
+            "model": StreamRefusal,
+            "description": "CONFLICT: overlaps stored data of its channel with other samples.",
         },
-        413: {"model": ErrorAnswer, "description": "Body over MAX_BODY."},
-        415: {"model": ErrorAnswer, "description": "Content-Type is not application/json."},
+        **BODY_ERRORS,
+        413: {"model": InvalidAnswer, "description": "INVALID, field `body`: over MAX_BODY."},
+        **WRITER_AUTH,
+        **UPSTREAM_ERRORS,
         503: {
-            "model": StreamAnswer,
-            "description": "FROZEN (or BUSY): retry after `Retry-After` s.",
+            "model": StreamRefusal,
+            "description": "FROZEN (no room for the chunk) or BUSY: retry after `Retry-After` s.",
+            "headers": RETRY_AFTER,
         },
-        **ERRORS,
     },
     openapi_extra={
+        "security": BEARER,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": ChunkIn.model_json_schema()}},
-        }
+            "content": {
+                "application/json": {
+                    "schema": chunk_schema(DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, DEFAULT_MAX_DT)
+                }
+            },
+        },
     },
 )
 async def streamdata(request: Request) -> Response:
@@ -216,7 +260,11 @@ async def train(
     summary="Archive the frozen batch and reopen the store",
     response_model=CleanAnswer,
     responses={
-        409: {"model": StreamAnswer, "description": "NOT_FROZEN (send force to flush anyway)."},
+        404: {"model": FlushRefusal, "description": "UNKNOWN_BATCH: no such batch."},
+        409: {
+            "model": FlushRefusal,
+            "description": "NOT_FROZEN: the named batch is not sealed yet; CONFLICT.",
+        },
         **ADMIN_ERRORS,
     },
     openapi_extra=_admin_request_body(CleanRequest),
@@ -259,7 +307,7 @@ async def _get(request: Request, path: str, params: dict[str, Any] | None = None
     return doc
 
 
-@router.get("/stats", summary="Counters", response_model=StatsAnswer, responses=ERRORS)
+@router.get("/stats", summary="Counters", response_model=StatsAnswer, responses=READ_ERRORS)
 async def stats(request: Request) -> Response:
     """Files and bytes in the current batch."""
     return json_response(await _get(request, "/bufstat"))
@@ -269,7 +317,7 @@ async def stats(request: Request) -> Response:
     "/dumpbuf",
     summary="Stored file names",
     response_model=DumpAnswer,
-    responses=ERRORS,
+    responses=QUERY_ERRORS,
     openapi_extra={
         "parameters": [
             query_int_doc("limit", 0, MAX_DUMP_LIMIT, "Names per page."),
@@ -286,7 +334,7 @@ async def dumpbuf(request: Request) -> Response:
     return json_response(await _get(request, "/dumpf", params))
 
 
-@router.get("/desc", summary="State", response_model=DescAnswer, responses=ERRORS)
+@router.get("/desc", summary="State", response_model=DescAnswer, responses=READ_ERRORS)
 async def desc(request: Request) -> Response:
     """OPERATIONAL or FROZEN, with the batch id."""
     doc = await _get(request, "/dsdesc")
@@ -311,7 +359,7 @@ DATA_ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "UNKNOWN_CHANNEL: no such channel; NO_DATA: no samples in the range.",
     },
     413: {"model": ErrorAnswer, "description": "The range is longer than MAX_READ_SECONDS."},
-    **ERRORS,
+    **QUERY_ERRORS,
 }
 
 
@@ -340,9 +388,15 @@ async def _read(request: Request, path: str, params: dict[str, Any] | None = Non
 )
 async def data(
     request: Request,
-    channel: str = Query(description="Channel, e.g. H1:GWOSC-16KHZ_R1_STRAIN.", max_length=200),
-    start: float = Query(description="GPS start, inclusive."),
-    end: float = Query(description="GPS end, exclusive; at most MAX_READ_SECONDS after start."),
+    channel: str = Query(
+        description="Channel, e.g. H1:GWOSC-16KHZ_R1_STRAIN.", min_length=1, max_length=200
+    ),
+    start: float = Query(description="GPS start, inclusive.", ge=0, lt=MAX_GPS),
+    end: float = Query(
+        description="GPS end, exclusive: after start, at most MAX_READ_SECONDS after it.",
+        gt=0,
+        le=MAX_GPS,
+    ),
     format: Literal["json", "hdf5"] | None = Query(
         None, description="hdf5 for an HDF5 file (as `Accept: application/x-hdf5`)."
     ),
@@ -368,7 +422,7 @@ async def data(
     "/channels",
     summary="Stored channels and their GPS spans",
     response_model=ChannelsAnswer,
-    responses=ERRORS,
+    responses=READ_ERRORS,
 )
 async def channels(request: Request) -> Response:
     """Every channel in the live, sealed and archived batches: span, segments, sample rate."""

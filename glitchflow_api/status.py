@@ -8,8 +8,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from glitchflow_api.context import client
-from glitchflow_api.models import ErrorAnswer
-from glitchflow_api.routes import ERRORS
+from glitchflow_api.models import InvalidAnswer
+from glitchflow_api.routes import UPSTREAM_ERRORS
 from glitchflow_api.routes import _failure as relay_failure
 from glitchflow_api.status_models import PageNotFound, StatusAnswer
 from glitchflow_api.upstream import UPSTREAM
@@ -23,9 +23,8 @@ MAX_PAGE = 10**12
 """Status page number: the logic shows 50 chunks a page, so its offsets stay far below 2**62."""
 PAGE_PARAMETER = query_int_doc("page", 1, MAX_PAGE, "Page of the stored chunks (50 a page).")
 FAILURES: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorAnswer, "description": "`page` is not an integer in range."},
-    502: ERRORS[502],
-    504: ERRORS[504],
+    422: {"model": InvalidAnswer, "description": "`page` is not an integer in range."},
+    **UPSTREAM_ERRORS,
 }
 PAST_THE_END: dict[int | str, dict[str, Any]] = {
     404: {"model": PageNotFound, "description": "`page` is past the last page (`pages`)."}

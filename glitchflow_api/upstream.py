@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from glitchflow_core.logs import request_id_headers
 from glitchflow_core.retry import hop_policy
 from glitchflow_core.upstream import Answer, UpstreamTimeout, UpstreamUnreachable
 
@@ -66,9 +67,10 @@ class LogicClient:
         UpstreamUnreachable
             When no connection could be made, or it broke before an answer.
         """
+        headers = {**request_id_headers(), **(headers or {})}
         if json is not None:
             content = orjson.dumps(json)
-            headers = {"Content-Type": "application/json", **(headers or {})}
+            headers["Content-Type"] = "application/json"
         try:
             # A bound on the whole exchange: aiohttp has connect and read timeouts but none for
             # sending, so a peer that stops reading a large body would otherwise hold us forever.

@@ -193,7 +193,7 @@ BAD = [
     ({"channel": "H1:LDAS-STRAIN", "start": T0 + 1, "end": T0 + 1}, 422, "INVALID", "after start"),
     ({"channel": "H1:LDAS-STRAIN", "start": T0 + 1, "end": T0}, 422, "INVALID", "after start"),
     ({"channel": "H1:LDAS-STRAIN", "start": T0, "end": T0 + 5}, 413, "INVALID", "limit of 4 s"),
-    ({"channel": "H1:LDAS-STRAIN", "start": "nan", "end": T0}, 422, "INVALID", "GPS time"),
+    ({"channel": "H1:LDAS-STRAIN", "start": "nan", "end": T0}, 422, "INVALID", "'start'"),
     ({"channel": "X1:NOTHING", "start": T0, "end": T0 + 1}, 404, "UNKNOWN_CHANNEL", "X1:NOTHING"),
     ({"channel": "H1:LDAS-STRAIN", "start": T0 + 2, "end": T0 + 3}, 404, "NO_DATA", "no samples"),
     (
