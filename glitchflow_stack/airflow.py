@@ -9,8 +9,10 @@ stopped with its whole process group.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -97,6 +99,38 @@ def airflow_env(
     }
 
 
+def processes_with(variable: str, value: str) -> list[int]:
+    """Our processes whose environment has ``variable=value`` (Linux ``/proc``)."""
+    needle = f"{variable}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+class AirflowProcess(ManagedProcess):
+    """``airflow standalone``, whose task processes may leave its process group."""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """Stop the process group, then any process still running with this AIRFLOW_HOME.
+
+        Airflow's task supervisors start some children in sessions of their own, out of reach
+        of the group's signals; its home names them all.
+        """
+        status = super().stop(timeout)
+        for pid in processes_with("AIRFLOW_HOME", self.env["AIRFLOW_HOME"]):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        return status
+
+
 def airflow_process(
     data_dir: Path,
     api_url: str,
@@ -109,7 +143,7 @@ def airflow_process(
     """``airflow standalone`` as a managed process (not started); ready when healthy."""
     bin_dir = bin_dir or airflow_venv() / "bin"
     (data_dir / "airflow").mkdir(parents=True, exist_ok=True)
-    return ManagedProcess(
+    return AirflowProcess(
         "airflow",
         [str(bin_dir / "airflow"), "standalone"],
         f"http://{host}:{port}",

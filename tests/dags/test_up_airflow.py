@@ -19,6 +19,7 @@ from typing import TypeVar
 import httpx
 import pytest
 
+from glitchflow_stack.airflow import processes_with
 from glitchflow_stack.supervisor import ManagedProcess, free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -26,22 +27,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 T = TypeVar("T")
 CYCLE_TIMEOUT = 400.0
 """Seconds for Airflow to start (~25 s alone, more on a busy machine) and one cycle to finish."""
-
-
-def processes_with(variable: str, value: str) -> list[int]:
-    """Our processes whose environment has ``variable=value``."""
-    needle = f"{variable}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
 
 
 def admin_headers(url: str, airflow_home: Path) -> dict[str, str]:
