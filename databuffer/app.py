@@ -6,7 +6,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,6 +19,8 @@ from databuffer.storage import Storage
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 logger = logging.getLogger("databuffer")
+
+PAUSE_BUCKETS = (0.0, 0.1, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class EventLogCollector(Collector):
@@ -34,6 +37,32 @@ class EventLogCollector(Collector):
         yield family
 
 
+class IngestPauseCollector(Collector):
+    """Writes refused because of a freeze (hold) or a full sealed queue (rotate), read from the
+    engine at scrape time: ``glitchflow_ingest_pause_seconds_total`` (the current pause
+    included), ``glitchflow_ingest_paused`` (1 while writes are refused) and
+    ``glitchflow_sealed_batches`` (batches waiting for training)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        seconds, paused = self.storage.pause_seconds()
+        yield CounterMetricFamily(
+            "glitchflow_ingest_pause_seconds",
+            "Seconds writes were refused because the batch was frozen or the sealed queue full",
+            value=seconds,
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_ingest_paused", "1 while writes are refused (frozen)", value=int(paused)
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_sealed_batches",
+            "Sealed batches waiting to be handed over",
+            value=len(self.storage.sealed_batches()),
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the buffer service: open (and recover) the storage, wire routes, metrics and errors.
 
@@ -43,6 +72,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Read from the environment when not given.
     """
     settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+    pause_per_batch = Histogram(
+        "glitchflow_ingest_pause_per_batch_seconds",
+        "Seconds writes were refused while a batch was the one being filled, once per batch",
+        buckets=PAUSE_BUCKETS,
+        registry=metrics.registry,
+    )
     storage = Storage(
         settings.data_root,
         settings.adm_root,
@@ -50,9 +86,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.archive_root,
         log_max_bytes=settings.log_max_bytes,
         log_backups=settings.log_backups,
+        on_pause=lambda batch, seconds: pause_per_batch.observe(seconds),
     )
-    metrics = ServiceMetrics()
     metrics.registry.register(EventLogCollector(storage.log))
+    metrics.registry.register(IngestPauseCollector(storage))
     buffer = BufferService(settings, storage, metrics)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")

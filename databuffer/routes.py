@@ -26,6 +26,7 @@ from databuffer.errors import (
     UnknownBatch,
 )
 from databuffer.results import WriteResult
+from databuffer.sealed import DEFAULT_MAX_SEALED, HOLD, ROTATE
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_core.auth import bearer_token, token_matches
@@ -52,6 +53,7 @@ LOG_DEFAULT_LIMIT = 100
 LOG_MAX_LIMIT = 10_000
 BATCHES_DEFAULT_LIMIT = 10
 BATCHES_MAX_LIMIT = 1000
+MAX_SEALED_LIMIT = 1000
 
 
 class JSONResponse(Response):
@@ -86,10 +88,18 @@ class BufferService:
         if not token_matches(presented, self.tokens):
             raise Unauthorized
 
-    def ingest(self, body: bytes, freeze_at: int | None, max_age: float | None) -> WriteResult:
+    def ingest(
+        self,
+        body: bytes,
+        freeze_at: int | None,
+        max_age: float | None,
+        max_sealed: int | None,
+    ) -> WriteResult:
         """Validate and store one chunk (runs in a worker thread)."""
         chunk = self.settings.parse_chunk(body)
-        return self.storage.write(chunk, freeze_at=freeze_at, max_age=max_age, body=body)
+        return self.storage.write(
+            chunk, freeze_at=freeze_at, max_age=max_age, body=body, max_sealed=max_sealed
+        )
 
 
 def service(request: Request) -> BufferService:
@@ -134,6 +144,25 @@ def optional_seconds(value: object, field: str) -> float | None:
     return seconds
 
 
+def freeze_mode(mode: object, max_sealed: object) -> int | None:
+    """How a full batch closes, from the policy a request carries (`Storage.write`).
+
+    ``mode`` ``hold`` (or absent: the original's behaviour) gives None, the batch freezes;
+    ``rotate`` gives how many sealed batches may wait, ``max_sealed`` (default 4).
+    """
+    if mode in (None, "", HOLD):
+        return None
+    if mode != ROTATE:
+        raise InvalidInput("mode", "must be hold or rotate")
+    if max_sealed is None or max_sealed == "":
+        return DEFAULT_MAX_SEALED
+    if isinstance(max_sealed, str):
+        return bounded_int(max_sealed, "max_sealed", 1, MAX_SEALED_LIMIT)
+    if isinstance(max_sealed, bool) or not isinstance(max_sealed, int):
+        raise InvalidInput("max_sealed", f"must be an integer from 1 to {MAX_SEALED_LIMIT}")
+    return bounded_int(str(max_sealed), "max_sealed", 1, MAX_SEALED_LIMIT)
+
+
 async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
     """The JSON object of an admin body (capped at `ADMIN_BODY_LIMIT`)."""
     body = await read_body(request, ADMIN_BODY_LIMIT)
@@ -146,19 +175,22 @@ async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
 
 
 async def send_f(request: Request) -> Response:
-    """Store one chunk; freeze in the same step when the batch reaches ``freeze_at`` bytes."""
+    """Store one chunk; freeze (``mode=hold``) or seal (``mode=rotate``) the batch in the same
+    step when it reaches ``freeze_at`` bytes."""
     svc = service(request)
     svc.check_token(request)
     require_media(request.headers.get("content-type"))
-    freeze_at = optional_size(request.query_params.get("freeze_at"), "freeze_at")
-    max_age = optional_seconds(request.query_params.get("max_age"), "max_age")
+    query = request.query_params
+    freeze_at = optional_size(query.get("freeze_at"), "freeze_at")
+    max_age = optional_seconds(query.get("max_age"), "max_age")
+    max_sealed = freeze_mode(query.get("mode"), query.get("max_sealed"))
     if svc.inflight >= svc.settings.max_inflight:
         raise Busy("too many writes in flight")
     svc.inflight += 1
     try:
         body = await read_body(request, svc.settings.max_body)
         result = await anyio.to_thread.run_sync(
-            svc.ingest, body, freeze_at, max_age, limiter=svc.limiter
+            svc.ingest, body, freeze_at, max_age, max_sealed, limiter=svc.limiter
         )
     finally:
         svc.inflight -= 1
@@ -168,7 +200,8 @@ async def send_f(request: Request) -> Response:
         metrics.ingested_chunks.inc()
         if result.frozen:
             metrics.freezes.inc()
-            logger.info("batch frozen by a write", extra={"batch": result.batch})
+            what = "batch sealed by a write" if result.sealed else "batch frozen by a write"
+            logger.info(what, extra={"batch": result.batch})
         if freeze_at:
             metrics.fill_ratio.set(result.stat.stored_bytes / freeze_at)
         return JSONResponse(result.as_json(), status_code=201)
@@ -187,8 +220,9 @@ async def stat(request: Request) -> Response:
 
 
 async def dstat(request: Request) -> Response:
-    """State of the buffer: OPERATIONAL or FROZEN, who froze it, when and why."""
-    return JSONResponse(service(request).storage.state.as_json())
+    """State of the buffer: OPERATIONAL or FROZEN, who froze it, when and why; the sealed
+    batches waiting and the ingest pause per batch."""
+    return JSONResponse(await anyio.to_thread.run_sync(service(request).storage.describe))
 
 
 async def dump_f(request: Request) -> Response:
@@ -214,13 +248,21 @@ async def channels(request: Request) -> Response:
 
 
 async def batches(request: Request) -> Response:
-    """Manifests of the archived batches, newest first."""
+    """Manifests of the archived batches, newest first, and the sealed batches waiting."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
     offset = query_int(request, "offset", 0, MAX_OFFSET)
-    manifests, total = await anyio.to_thread.run_sync(
-        service(request).storage.batches, limit, offset
+    storage = service(request).storage
+    manifests, total = await anyio.to_thread.run_sync(storage.batches, limit, offset)
+    sealed = await anyio.to_thread.run_sync(storage.sealed_batches)
+    return JSONResponse(
+        {
+            "batches": manifests,
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "sealed": [batch.summary() for batch in sealed],
+        }
     )
-    return JSONResponse({"batches": manifests, "total": total, "offset": offset, "limit": limit})
 
 
 async def upd_dsc(request: Request) -> Response:
@@ -235,19 +277,24 @@ async def upd_dsc(request: Request) -> Response:
         raise InvalidInput("user", "must be a non-empty string of at most 256 characters")
     min_size = optional_size(doc.get("if_size_at_least"), "if_size_at_least")
     max_age = optional_seconds(doc.get("max_age"), "max_age")
-    result = await anyio.to_thread.run_sync(svc.storage.freeze_if, user, min_size, max_age)
+    max_sealed = freeze_mode(doc.get("mode"), doc.get("max_sealed"))
+    freeze = functools.partial(svc.storage.freeze_if, user, min_size, max_age, max_sealed)
+    result = await anyio.to_thread.run_sync(freeze)
     if result.froze_now:
         svc.metrics.freezes.inc()
-        logger.info("batch frozen on request", extra={"batch": result.stat.batch, "user": user})
+        logger.info("batch closed on request", extra={"batch": result.stat.batch, "user": user})
     st = result.stat
-    return JSONResponse(
-        {
-            "resp": "FROZEN" if result.frozen else "WAITING",
-            "n_itm": st.stored_files,
-            "buff_size": st.stored_bytes,
-            "batch": st.batch,
-        }
-    )
+    answer: dict[str, Any] = {
+        "resp": "FROZEN" if result.frozen else "WAITING",
+        "n_itm": st.stored_files,
+        "buff_size": st.stored_bytes,
+        "batch": st.batch,
+    }
+    if result.archive is not None:
+        answer["archive"] = result.archive
+    if max_sealed is not None or result.sealed:
+        answer["sealed"] = result.sealed
+    return JSONResponse(answer)
 
 
 async def clean_all(request: Request) -> Response:
