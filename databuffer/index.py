@@ -77,6 +77,25 @@ class ChannelIndex:
                 return span
         return None
 
+    def between(self, start: float, end: float) -> list[Span]:
+        """The spans overlapping ``[start, end)``, in time order; O(log n) plus the spans found.
+
+        Stored spans are disjoint and sorted by start, hence also by end: only the span just
+        before ``start`` can reach into the range from before it.
+        """
+        spans = self._spans
+        out = []
+        for span in spans.islice(max(spans.bisect_key_right(start) - 1, 0)):
+            if span.start >= end:
+                break
+            if span.end > start:
+                out.append(span)
+        return out
+
+    def all(self) -> list[Span]:
+        """Every span, in time order."""
+        return list(self._spans)
+
     def segments(self) -> list[list[float]]:
         """Contiguous coverage ``[[start, end], ...]``; chunks closer than half a sample join."""
         merged: list[list[float]] = []
@@ -145,6 +164,14 @@ class BatchIndex:
         """Stored file names sorted by channel then GPS time; one page with ``limit``."""
         end = None if limit is None else offset + limit
         return [name for _, _, name in self._ordered[offset:end]]
+
+    def channel(self, channel: str) -> ChannelIndex | None:
+        """The index of ``channel``, or None when the batch holds none of it."""
+        return self._channels.get(channel)
+
+    def spans(self) -> dict[str, list[Span]]:
+        """Every channel's spans, in time order (copies)."""
+        return {channel: index.all() for channel, index in self._channels.items()}
 
     def channels(self) -> dict[str, dict[str, Any]]:
         """`ChannelIndex.describe` of every channel, by channel name."""

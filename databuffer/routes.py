@@ -25,10 +25,12 @@ from databuffer.errors import (
     StorageError,
     UnknownBatch,
 )
+from databuffer.readback import ReadBack
 from databuffer.results import WriteResult
 from databuffer.sealed import DEFAULT_MAX_SEALED, HOLD, ROTATE
 from databuffer.settings import Settings
 from databuffer.storage import Storage
+from glitchflow_archive import ArchiveError, ArchiveStore, LocalArchive
 from glitchflow_core.auth import bearer_token, token_matches
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
@@ -77,6 +79,12 @@ class BufferService:
         self.metrics = metrics
         self.tokens = settings.service_tokens()
         self.inflight = 0
+        self.readback = ReadBack(
+            storage.spans_in_buffer,
+            storage.channel_spans_in_buffer,
+            archive_store(settings),
+            settings.max_read_seconds,
+        )
         # The engine's threads are separate from anyio's default pool so reads stay responsive.
         self.limiter = anyio.CapacityLimiter(settings.max_inflight)
 
@@ -102,6 +110,11 @@ class BufferService:
         )
 
 
+def archive_store(settings: Settings) -> ArchiveStore:
+    """The archived batches, read through the archive package's interface (a local folder)."""
+    return LocalArchive(settings.archive_root)
+
+
 def service(request: Request) -> BufferService:
     return request.app.state.service
 
@@ -119,6 +132,17 @@ def query_int(request: Request, name: str, default: int, maximum: int) -> int:
     value = bounded_int(request.query_params.get(name), name, 0, maximum, default)
     assert value is not None
     return value
+
+
+def query_gps(request: Request, name: str) -> float:
+    """The required GPS-time query parameter ``name`` as a float (its range checked later)."""
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        raise InvalidInput(name, "is required (a GPS time)")
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(name, "must be a GPS time (a number of seconds)") from None
 
 
 def optional_size(value: object, field: str) -> int | None:
@@ -207,6 +231,31 @@ async def send_f(request: Request) -> Response:
         return JSONResponse(result.as_json(), status_code=201)
     metrics.duplicates.inc()
     return JSONResponse(result.as_json(), status_code=200)
+
+
+async def data(request: Request) -> Response:
+    """Samples of one channel in ``[start, end)`` from every batch, live and archived (JSON)."""
+    svc = service(request)
+    channel = request.query_params.get("channel")
+    if not channel:
+        raise InvalidInput("channel", "is required")
+    start, end = query_gps(request, "start"), query_gps(request, "end")
+
+    def read() -> bytes:
+        return svc.readback.read(channel, start, end).as_json()
+
+    try:
+        body = await anyio.to_thread.run_sync(read)
+    except ArchiveError as exc:
+        logger.error("archive read failed", extra={"detail": str(exc)})
+        raise Refused(500, "ARCHIVE_UNREADABLE", str(exc)) from exc
+    return Response(body, media_type="application/json")
+
+
+async def spans(request: Request) -> Response:
+    """Every channel of every batch, live and archived: GPS span, segments, sample rate."""
+    listed = await anyio.to_thread.run_sync(service(request).readback.channels)
+    return JSONResponse({"channels": listed})
 
 
 # Handlers that take the storage lock run it in a worker thread: a flush holds the lock while it
@@ -349,6 +398,8 @@ ROUTES = [
     Route("/dumpLogF", dump_log_f, methods=["GET"]),
     Route("/channels", channels, methods=["GET"]),
     Route("/batches", batches, methods=["GET"]),
+    Route("/data", data, methods=["GET"]),
+    Route("/spans", spans, methods=["GET"]),
     Route("/upddsc", upd_dsc, methods=["POST"]),
     Route("/cleanall", clean_all, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),

@@ -44,6 +44,7 @@ class Settings(ChunkSettings):
     log_backups: int = aliased(5, "log_backups", ge=0, le=100)
     shutdown_timeout: float = aliased(30.0, "shutdown_timeout", gt=0)
     retry_after: int = aliased(1, "retry_after", ge=1, le=3600)
+    max_read_seconds: float = aliased(600.0, "max_read_seconds", gt=0, le=86400)
 
     @field_validator("servurl")
     @classmethod

@@ -23,6 +23,7 @@ from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import CurrentBatch
 from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
+from databuffer.index import BatchIndex, Span
 from databuffer.naming import ChunkIdentity, chunk_filename
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
 from databuffer.sealed import SEALED_ROOT, SealedBatch, SealedQueue
@@ -133,6 +134,34 @@ class Storage:
         """Per channel: files, bytes, GPS span, covered segments and gaps."""
         with self._lock:
             return self._batch.index.channels()
+
+    def spans_in_buffer(
+        self, channel: str, start: float, end: float
+    ) -> list[tuple[int, Path, list[Span] | None]]:
+        """Per batch held here, the spans of ``channel`` overlapping ``[start, end)``.
+
+        ``(batch, folder of its files, spans)``, spans None when the batch has no such channel:
+        the sealed batches waiting (rotate mode), oldest first, each in its own folder, then
+        the batch being filled.
+        """
+        held = []
+        with self._lock:
+            for batch, folder, index in self._held_locked():
+                channel_index = index.channel(channel)
+                spans = None if channel_index is None else channel_index.between(start, end)
+                held.append((batch, folder, spans))
+        return held
+
+    def channel_spans_in_buffer(self) -> list[tuple[int, dict[str, list[Span]]]]:
+        """Per batch held here (as `spans_in_buffer`), every channel's spans."""
+        with self._lock:
+            return [(batch, index.spans()) for batch, _, index in self._held_locked()]
+
+    def _held_locked(self) -> list[tuple[int, Path, BatchIndex]]:
+        """The sealed batches, oldest first, then the batch being filled: number, folder, index."""
+        current = self._batch
+        held = [(sealed.batch, sealed.folder, sealed.index) for sealed in current.sealed]
+        return [*held, (current.state.batch, self.data_dir, current.index)]
 
     def batches(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Manifests of archived batches, newest first, one page, and the total."""

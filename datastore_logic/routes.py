@@ -234,6 +234,21 @@ def dumpflog() -> Response:
     return _relay(_buffer().request("GET", "/dumpLogF", params=params))
 
 
+@bp.get("/data")
+def data() -> Response:
+    """Samples of a channel in a GPS range, from the buffer; its refusals relayed as they are."""
+    params = {
+        name: request.args[name] for name in ("channel", "start", "end") if name in request.args
+    }
+    return _relay(_buffer().request("GET", "/data", params=params))
+
+
+@bp.get("/channels")
+def channels() -> Response:
+    """Every stored channel (live and archived batches) with its GPS span and sample rate."""
+    return _relay(_buffer().request("GET", "/spans"))
+
+
 @bp.get("/")
 def status_page() -> Response:
     """The status page: state, fill towards MAX_SIZE, batch, counts and a paged file list."""

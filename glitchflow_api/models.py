@@ -163,3 +163,54 @@ class HealthAnswer(BaseModel):
 
     resp: str = Field(examples=["OK", "READY", "NOT_READY"])
     detail: Any = None
+
+
+class DataSegment(BaseModel):
+    """Contiguous samples of a ``/data`` answer: sample ``i`` is at GPS ``t0 + i * dt``."""
+
+    t0: float = Field(description="GPS time of the segment's first sample.")
+    dt: float = Field(description="Sample spacing, seconds.")
+    n: int = Field(description="Samples in the segment.")
+    end: float = Field(description="GPS time just after the last sample.")
+    h: list[float] | None = Field(
+        description="The samples when the answer has several segments; null when there is one "
+        "(they are the top-level `h`)."
+    )
+
+
+class DataAnswer(BaseModel):
+    """Samples of one channel in ``[start, end)``; gaps listed, never filled.
+
+    One contiguous segment: its samples are `h`, at ``t0 + i * dt``. Several: `h` is null and
+    each segment carries its own `h`; `gaps` lists the holes (the range's head and tail too).
+    """
+
+    channel: str
+    start: float = Field(description="Requested start (GPS).")
+    end: float = Field(description="Requested end (GPS), exclusive.")
+    t0: float = Field(description="GPS time of the first sample returned.")
+    dt: float = Field(description="Sample spacing of the first segment, seconds.")
+    sample_rate: float = Field(description="1 / dt, Hz.")
+    n: int = Field(description="Samples returned, all segments together.")
+    h: list[float] | None = Field(description="The samples when they form one segment, else null.")
+    segments: list[DataSegment]
+    gaps: list[tuple[float, float]] = Field(description="[from, to) GPS holes without samples.")
+
+
+class ChannelSpan(BaseModel):
+    """One stored channel: where it has samples, over the buffer's and the archived batches."""
+
+    channel: str
+    start: float = Field(description="GPS time of its first stored sample.")
+    end: float = Field(description="GPS time just after its last stored sample.")
+    dt: float
+    sample_rate: float
+    segments: list[tuple[float, float]] = Field(description="Contiguous [start, end) coverage.")
+    gaps: list[tuple[float, float]]
+    batches: list[int] = Field(description="Batch ids holding its samples.")
+
+
+class ChannelsAnswer(BaseModel):
+    """Every stored channel, sorted by name."""
+
+    channels: list[ChannelSpan]

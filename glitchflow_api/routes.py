@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from glitchflow_api.context import Context, client, context, json_response
 from glitchflow_api.models import (
+    ChannelsAnswer,
     ChunkIn,
     CleanAnswer,
     CleanRequest,
+    DataAnswer,
     DescAnswer,
     DumpAnswer,
     ErrorAnswer,
@@ -31,6 +33,7 @@ from glitchflow_core.edge import (
     Relayed,
     bounded_int,
     first_validation_error,
+    media_type,
     query_int_doc,
     read_body_async,
     request_object,
@@ -318,6 +321,83 @@ async def dspage(request: Request) -> Response:
     if upstream.status_code != 200:
         _failure(upstream, _doc(upstream))
     return HTMLResponse(upstream.content)
+
+
+HDF5 = "application/x-hdf5"
+DATA_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {HDF5: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "JSON (`DataAnswer`), or with `format=hdf5` or `Accept: application/x-hdf5`"
+        " an HDF5 file written by gwpy: one TimeSeries per segment at `/<channel>/<NNNN>`.",
+    },
+    404: {
+        "model": ErrorAnswer,
+        "description": "UNKNOWN_CHANNEL: no such channel; NO_DATA: no samples in the range.",
+    },
+    413: {"model": ErrorAnswer, "description": "The range is longer than MAX_READ_SECONDS."},
+    **ERRORS,
+}
+
+
+def _wants_hdf5(fmt: str | None, accept: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "hdf5"
+    return any(media_type(part) == HDF5 for part in (accept or "").split(","))
+
+
+async def _read(request: Request, path: str, params: dict[str, Any] | None = None) -> Answer:
+    """A read relayed from datastore_logic; its 404, 413 and 422 refusals passed on as they are."""
+    upstream = await client(request).request("GET", path, params=params)
+    if upstream.status_code == 200:
+        return upstream
+    doc = _doc(upstream)
+    if upstream.status_code in (404, 413, 422) and isinstance(doc.get("resp"), str):
+        raise Relayed(upstream.status_code, doc)
+    _failure(upstream, doc)
+
+
+@router.get(
+    "/data",
+    summary="Samples of a channel between two GPS times",
+    response_model=DataAnswer,
+    responses=DATA_ERRORS,
+)
+async def data(
+    request: Request,
+    channel: str = Query(description="Channel, e.g. H1:GWOSC-16KHZ_R1_STRAIN.", max_length=200),
+    start: float = Query(description="GPS start, inclusive."),
+    end: float = Query(description="GPS end, exclusive; at most MAX_READ_SECONDS after start."),
+    format: Literal["json", "hdf5"] | None = Query(
+        None, description="hdf5 for an HDF5 file (as `Accept: application/x-hdf5`)."
+    ),
+    accept: str | None = Header(None, include_in_schema=False),
+) -> Response:
+    """Samples of one channel in [start, end) from the live, sealed and archived batches."""
+    # repr keeps every digit: the buffer reads exactly the range asked for.
+    params = {"channel": channel, "start": repr(start), "end": repr(end)}
+    upstream = await _read(request, "/data", params)
+    if not _wants_hdf5(format, accept):
+        # The buffer's bytes as they are: no second encoding of the samples.
+        return Response(upstream.content, media_type="application/json")
+    from glitchflow_api.hdf5 import data_file  # gwpy is loaded on the first HDF5 request only
+
+    body = await run_in_threadpool(data_file, upstream.content)
+    name = f"{channel.replace(':', '-')}-{start!r}-{end!r}.h5"
+    return Response(
+        body, media_type=HDF5, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get(
+    "/channels",
+    summary="Stored channels and their GPS spans",
+    response_model=ChannelsAnswer,
+    responses=ERRORS,
+)
+async def channels(request: Request) -> Response:
+    """Every channel in the live, sealed and archived batches: span, segments, sample rate."""
+    upstream = await _read(request, "/channels")
+    return Response(upstream.content, media_type="application/json")
 
 
 @router.get("/healthz", summary="Alive", response_model=HealthAnswer)

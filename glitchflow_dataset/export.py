@@ -86,8 +86,11 @@ def atomic_output(out: Path) -> Iterator[Path]:
     out = Path(out)
     if out.is_dir():
         raise DatasetError(f"--out {out} is a folder")
-    if not out.parent.is_dir():
-        raise DatasetError(f"--out {out}: folder {out.parent} does not exist")
+    # The DAG's export pod writes to a per-batch folder of a fresh volume: make it.
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"--out {out}: cannot make folder {out.parent}: {exc.strerror}") from exc
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)

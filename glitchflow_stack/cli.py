@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ByteSize, TypeAdapter, ValidationError
 
+from glitchflow_stack.airflow import airflow_lines, run_airflow
 from glitchflow_stack.services import Layout, service_processes
 from glitchflow_stack.supervisor import ManagedProcess, ServiceFailed, Stack, port_in_use
 
@@ -133,6 +134,20 @@ def add_up_options(up: argparse.ArgumentParser) -> None:
         "--no-demo: start the services only (the default; scripts/up.sh passes --demo, and "
         "`scripts/up.sh --no-demo` turns it off)",
     )
+    up.add_argument(
+        "--airflow",
+        action="store_true",
+        help="also run Airflow standalone with the batch DAG (dags/), which flushes, exports and "
+        "trains on each frozen batch; Airflow has its own venv, .venv-airflow, made on first use "
+        "by scripts/airflow-venv.sh (a minute or two); its home is DATA_DIR/airflow",
+    )
+    up.add_argument(
+        "--airflow-port",
+        type=int,
+        default=8090,
+        metavar="PORT",
+        help="port of Airflow's UI and API with --airflow (default: 8090)",
+    )
 
 
 def _print_line(line: str) -> None:
@@ -158,6 +173,7 @@ def up(args: argparse.Namespace) -> int:
     busy = [
         p
         for p in (layout.buffer_port, layout.logic_port, layout.api_port)
+        + ((args.airflow_port,) if args.airflow else ())
         if port_in_use(args.host, p)
     ]
     if busy:
@@ -189,6 +205,17 @@ def up(args: argparse.Namespace) -> int:
     except ServiceFailed as exc:
         print(f"glitchflow up: {exc}", file=sys.stderr)
         return 1
+    if args.airflow:
+        print("glitchflow up: starting Airflow (about 30 s)", flush=True)
+        try:
+            # Last in the stack: watched with the services, stopped first.
+            stack.processes.append(
+                run_airflow(data_dir, layout.api_url, args.host, args.airflow_port)
+            )
+        except ServiceFailed as exc:
+            print(f"glitchflow up: {exc}", file=sys.stderr)
+            stack.stop()
+            return 1
     print(
         "glitchflow up: ready\n"
         f"  API        {layout.api_url}  (docs {layout.api_url}/docs)\n"
@@ -197,7 +224,8 @@ def up(args: argparse.Namespace) -> int:
         f"  databuffer {layout.buffer_url}\n"
         f"  data       {data_dir}\n"
         f"  MAX_SIZE   {max_size} bytes, freeze mode {args.freeze_mode}\n"
-        "Ctrl-C stops all three.",
+        + (airflow_lines(data_dir, args.host, args.airflow_port) if args.airflow else "")
+        + "Ctrl-C stops them all.",
         flush=True,
     )
     demo: threading.Thread | None = None

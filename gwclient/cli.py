@@ -31,6 +31,7 @@ examples:
   gwclient --synthetic --detector H1 --detector L1 --duration 60 --glitches 3 --realtime
   gwclient --event GW150914 --detector L1 --before 13 --after 16
   gwclient --gps 1126259446 1126259478 --detector H1
+  gwclient fetch H1:LDAS-STRAIN 968654552 968654553 --out h1.h5   (read back: gwclient fetch -h)
 
 environment: GLITCHFLOW_URL, GLITCHFLOW_TOKEN; the original GWID, DTCID, INF, SUP, SRV.
 exit status: 0 all delivered, 1 some chunk not delivered, 2 usage error, 3 no data from the source,
@@ -58,6 +59,14 @@ def _split(values: Sequence[str] | None) -> list[str]:
     return out
 
 
+def _url_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("GLITCHFLOW_URL") or os.environ.get("SRV") or DEFAULT_URL,
+        help="API base URL (default: $GLITCHFLOW_URL, $SRV, or %(default)s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (defaults read from the environment)."""
     parser = argparse.ArgumentParser(
@@ -66,11 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--url",
-        default=os.environ.get("GLITCHFLOW_URL") or os.environ.get("SRV") or DEFAULT_URL,
-        help="API base URL (default: $GLITCHFLOW_URL, $SRV, or %(default)s)",
-    )
+    _url_argument(parser)
     source = parser.add_argument_group("source (one of)").add_mutually_exclusive_group()
     source.add_argument("--event", metavar="NAME", help="GWOSC event, e.g. GW150914 (env GWID)")
     source.add_argument(
@@ -184,7 +189,13 @@ def load_source(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the exit status."""
+    """Console entry point; returns the exit status.
+
+    ``gwclient fetch ...`` reads data back (`fetch_main`); anything else streams, as always.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fetch"]:
+        return fetch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not (args.file or args.synthetic or args.gps or args.event):
@@ -246,6 +257,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     print(f"gwclient: {summary.line()}")
     return EXIT_OK if summary.ok else EXIT_UNDELIVERED
+
+
+FETCH_EPILOG = """\
+examples:
+  gwclient fetch H1:LDAS-STRAIN 968654552 968654553 --out h1.h5
+  gwclient fetch H1:LDAS-STRAIN L1:LDAS-STRAIN 968654552 968654553 --pad 0 --out hl.h5
+
+The file holds one TimeSeries per channel, named after it: TimeSeriesDict.read(FILE) reads it.
+exit status: 0 written, 1 the API refused (unknown channel, no data, gaps without --pad),
+  2 usage error.
+"""
+
+
+def build_fetch_parser() -> argparse.ArgumentParser:
+    """The parser of ``gwclient fetch``."""
+    parser = argparse.ArgumentParser(
+        prog="gwclient fetch",
+        description="Read channels back from the Glitchflow datastore (GET /data) into HDF5.",
+        epilog=FETCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Positionals first: CHANNEL... START END (argparse gives the last two to START and END).
+    parser.add_argument("channel", nargs="+", metavar="CHANNEL", help="e.g. H1:LDAS-STRAIN")
+    parser.add_argument("start", type=float, metavar="START", help="GPS start (inclusive)")
+    parser.add_argument("end", type=float, metavar="END", help="GPS end (exclusive)")
+    _url_argument(parser)
+    parser.add_argument("--out", required=True, metavar="FILE.h5", help="HDF5 file to write")
+    parser.add_argument(
+        "--pad", type=float, default=None, metavar="VALUE", help="fill gaps with VALUE"
+    )
+    parser.add_argument("--token", help="bearer token (default: $GLITCHFLOW_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per request")
+    return parser
+
+
+def fetch_main(argv: Sequence[str]) -> int:
+    """``gwclient fetch CHANNEL... START END --out FILE.h5``; returns the exit status."""
+    args = build_fetch_parser().parse_args(argv)
+    import httpx
+
+    from gwclient.fetch import DataGap, FetchError, fetch
+
+    try:
+        data = fetch(
+            args.channel,
+            args.start,
+            args.end,
+            url=args.url,
+            pad=args.pad,
+            token=args.token,
+            timeout=args.timeout,
+        )
+    except (DataGap, FetchError, httpx.HTTPError) as exc:
+        print(f"gwclient: {exc}", file=sys.stderr)
+        return EXIT_UNDELIVERED
+    data.write(args.out, format="hdf5", overwrite=True)
+    for name, series in data.items():
+        print(f"gwclient: {name} {series.span[0]} .. {series.span[1]}, {len(series)} samples")
+    print(f"gwclient: wrote {args.out}")
+    return EXIT_OK
 
 
 def _notice(text: str) -> None:

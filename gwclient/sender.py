@@ -261,6 +261,8 @@ class Sender:
         self.session = session
         self.url = stream_url(url)
         self.headers = {"Content-Type": "application/json"}
+        # A token read from a file often ends with a newline, which no server would accept.
+        token = token.strip() if token else None
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.retry = retry or RetryPolicy()

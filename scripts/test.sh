@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 # shellcheck source=SCRIPTDIR/venv.sh
 source scripts/venv.sh
 glitchflow_venv '.[test]'
+[ "${GLITCHFLOW_SKIP_AIRFLOW_TESTS:-}" = 1 ] || bash scripts/airflow-venv.sh  # Airflow for tests/dags
 exec .venv/bin/python -m pytest "$@"

@@ -187,6 +187,15 @@ def test_good_batch_by_path_exits_zero_with_one_line(tmp_path, pristine):
     assert out.stat().st_size > 8 * 1024
 
 
+def test_export_makes_the_folder_of_its_output(tmp_path, pristine):
+    # The DAG's export pod writes to /datasets/<archive>/dataset.h5 on a fresh volume.
+    out = tmp_path / "datasets" / _batch(pristine).name / "dataset.h5"
+    done = run_cli("export", str(_batch(pristine)), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 8 * 1024
+    assert [p.name for p in out.parent.iterdir()] == ["dataset.h5"]
+
+
 @pytest.mark.parametrize("spec", ["1", "latest", "name", "path"])
 def test_batch_by_id_latest_name_or_path_is_the_same_batch(tmp_path, pristine, spec, capsys):
     batch = _batch(pristine)

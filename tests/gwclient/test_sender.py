@@ -237,7 +237,7 @@ async def test_token_is_sent_as_bearer(serve, monkeypatch):
     api = FakeApi()
     url = await serve(api)
     await send_chunks(chunks(1), url, token="s3cret-token-value")
-    monkeypatch.setenv("GLITCHFLOW_TOKEN", "from-the-environment")
+    monkeypatch.setenv("GLITCHFLOW_TOKEN", "from-the-environment\n")  # as a file gives it
     await stream_async(chunks(1, channel="L1:TEST-STRAIN"), url)
     assert [h.get("Authorization") for h in api.headers] == [
         "Bearer s3cret-token-value",
