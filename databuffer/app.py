@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
@@ -21,6 +22,8 @@ from glitchflow_core.logs import RequestIdMiddleware
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
 logger = logging.getLogger("databuffer")
+
+PAUSE_BUCKETS = (0.0, 0.1, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class EventLogCollector(Collector):
@@ -93,6 +96,32 @@ class BufferStateCollector(Collector):
         )
 
 
+class IngestPauseCollector(Collector):
+    """Writes refused because of a freeze (hold) or a full sealed queue (rotate), read from the
+    engine at scrape time: ``glitchflow_ingest_pause_seconds_total`` (the current pause
+    included), ``glitchflow_ingest_paused`` (1 while writes are refused) and
+    ``glitchflow_sealed_batches`` (batches waiting for training)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        seconds, paused = self.storage.pause_seconds()
+        yield CounterMetricFamily(
+            "glitchflow_ingest_pause_seconds",
+            "Seconds writes were refused because the batch was frozen or the sealed queue full",
+            value=seconds,
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_ingest_paused", "1 while writes are refused (frozen)", value=int(paused)
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_sealed_batches",
+            "Sealed batches waiting to be handed over",
+            value=len(self.storage.sealed_batches()),
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the buffer service: open (and recover) the storage, wire routes, metrics and errors.
 
@@ -102,6 +131,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Read from the environment when not given.
     """
     settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+    pause_per_batch = Histogram(
+        "glitchflow_ingest_pause_per_batch_seconds",
+        "Seconds writes were refused while a batch was the one being filled, once per batch",
+        buckets=PAUSE_BUCKETS,
+        registry=metrics.registry,
+    )
     storage = Storage(
         settings.data_root,
         settings.adm_root,
@@ -109,10 +145,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.archive_root,
         log_max_bytes=settings.log_max_bytes,
         log_backups=settings.log_backups,
+        on_pause=lambda batch, seconds: pause_per_batch.observe(seconds),
     )
-    metrics = ServiceMetrics()
     metrics.add_collector(EventLogCollector(storage.log))
     metrics.add_collector(BufferStateCollector(storage))
+    metrics.add_collector(IngestPauseCollector(storage))
     uploader = make_uploader(settings, storage)
     buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:

@@ -164,9 +164,18 @@ class Archive:
         data_dir: Path,
         hashed: Hashes,
         commit: Callable[[], None],
+        *,
+        pause: float = 0.0,
+        folder: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """Archive the batch ``state`` and ``index`` describe (`store`); its folder and manifest."""
-        folder = self.new_folder_name(state.batch, now)
+        """Archive the batch ``state`` and ``index`` describe (`store`); its folder and manifest.
+
+        ``pause``: seconds writes were refused while it was filled. ``folder``: the name
+        reserved when the batch was sealed, used unless a folder has it already.
+        """
+        reserved = folder is not None and _FOLDER_RE.match(folder) is not None
+        if not reserved or folder_batch(folder) != state.batch or (self.root / folder).exists():
+            folder = self.new_folder_name(state.batch, now)
         head = {
             "batch": state.batch,
             "archive": folder,
@@ -177,6 +186,7 @@ class Archive:
             "frozen_reason": state.frozen_reason,
             "forced": state.dstatus != FROZEN,
             "msg": msg,
+            "pause_seconds": round(pause, 3),
             "n_f": index.stored_files,
             "bt_wrt": index.stored_bytes,
             "channels": index.channels(),

@@ -29,7 +29,9 @@ class WriteResult:
     """Outcome of `Storage.write`: ``CREATED`` (stored now) or ``DUPLICATE`` (stored before).
 
     ``batch`` is the batch holding the file: for a duplicate of an archived chunk, the archived
-    batch, and ``archive`` its folder.
+    batch, and ``archive`` its folder. ``frozen``: this write closed its batch (froze it, or
+    sealed it in rotate mode). ``sealed``: the batch holding the file is sealed, waiting in the
+    queue (for a CREATED write, this write sealed it and the next chunk opens a new batch).
     """
 
     resp: Literal["CREATED", "DUPLICATE"]
@@ -39,6 +41,7 @@ class WriteResult:
     batch: int
     frozen: bool
     archive: str | None = None
+    sealed: bool = False
 
     def as_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -49,6 +52,7 @@ class WriteResult:
             "buff_size": self.stat.stored_bytes,
             "batch": self.batch,
             "frozen": self.frozen,
+            "sealed": self.sealed,
         }
         if self.resp == "DUPLICATE":
             doc["archived"] = self.archive is not None
@@ -59,11 +63,18 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class FreezeResult:
-    """Outcome of `Storage.freeze_if`: frozen now, frozen by this call, and the counters."""
+    """Outcome of `Storage.freeze_if`: a batch waits for training, this call closed one, and the
+    counters of the batch to hand over (the oldest sealed one, else the current one).
+
+    ``archive`` is the folder the flush will archive a sealed batch in; ``sealed`` how many
+    sealed batches wait.
+    """
 
     frozen: bool
     froze_now: bool
     stat: Stat
+    archive: str | None = None
+    sealed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

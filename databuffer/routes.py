@@ -27,6 +27,7 @@ from databuffer.errors import (
 )
 from databuffer.readback import ReadBack
 from databuffer.results import WriteResult
+from databuffer.sealed import DEFAULT_MAX_SEALED, HOLD, ROTATE
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import Uploader
@@ -58,6 +59,7 @@ BATCHES_MAX_LIMIT = 1000
 STATUS_DEFAULT_LIMIT = 50
 STATUS_MAX_LIMIT = 1000
 """Most stored chunks listed by one ``/status`` answer."""
+MAX_SEALED_LIMIT = 1000
 
 
 class JSONResponse(Response):
@@ -105,10 +107,18 @@ class BufferService:
         if not token_matches(presented, self.tokens):
             raise Unauthorized
 
-    def ingest(self, body: bytes, freeze_at: int | None, max_age: float | None) -> WriteResult:
+    def ingest(
+        self,
+        body: bytes,
+        freeze_at: int | None,
+        max_age: float | None,
+        max_sealed: int | None,
+    ) -> WriteResult:
         """Validate and store one chunk (runs in a worker thread)."""
         chunk = self.settings.parse_chunk(body)
-        return self.storage.write(chunk, freeze_at=freeze_at, max_age=max_age, body=body)
+        return self.storage.write(
+            chunk, freeze_at=freeze_at, max_age=max_age, body=body, max_sealed=max_sealed
+        )
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
@@ -170,6 +180,25 @@ def optional_seconds(value: object, field: str) -> float | None:
     return seconds
 
 
+def freeze_mode(mode: object, max_sealed: object) -> int | None:
+    """How a full batch closes, from the policy a request carries (`Storage.write`).
+
+    ``mode`` ``hold`` (or absent: the original's behaviour) gives None, the batch freezes;
+    ``rotate`` gives how many sealed batches may wait, ``max_sealed`` (default 4).
+    """
+    if mode in (None, "", HOLD):
+        return None
+    if mode != ROTATE:
+        raise InvalidInput("mode", "must be hold or rotate")
+    if max_sealed is None or max_sealed == "":
+        return DEFAULT_MAX_SEALED
+    if isinstance(max_sealed, str):
+        return bounded_int(max_sealed, "max_sealed", 1, MAX_SEALED_LIMIT)
+    if isinstance(max_sealed, bool) or not isinstance(max_sealed, int):
+        raise InvalidInput("max_sealed", f"must be an integer from 1 to {MAX_SEALED_LIMIT}")
+    return bounded_int(str(max_sealed), "max_sealed", 1, MAX_SEALED_LIMIT)
+
+
 async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
     """The JSON object of an admin body (capped at `ADMIN_BODY_LIMIT`)."""
     body = await read_body(request, ADMIN_BODY_LIMIT)
@@ -182,19 +211,22 @@ async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
 
 
 async def send_f(request: Request) -> Response:
-    """Store one chunk; freeze in the same step when the batch reaches ``freeze_at`` bytes."""
+    """Store one chunk; freeze (``mode=hold``) or seal (``mode=rotate``) the batch in the same
+    step when it reaches ``freeze_at`` bytes."""
     svc = service(request)
     svc.check_token(request)
     require_media(request.headers.get("content-type"))
-    freeze_at = optional_size(request.query_params.get("freeze_at"), "freeze_at")
-    max_age = optional_seconds(request.query_params.get("max_age"), "max_age")
+    query = request.query_params
+    freeze_at = optional_size(query.get("freeze_at"), "freeze_at")
+    max_age = optional_seconds(query.get("max_age"), "max_age")
+    max_sealed = freeze_mode(query.get("mode"), query.get("max_sealed"))
     if svc.inflight >= svc.settings.max_inflight:
         raise Busy("too many writes in flight")
     svc.inflight += 1
     try:
         body = await read_body(request, svc.settings.max_body)
         result = await anyio.to_thread.run_sync(
-            svc.ingest, body, freeze_at, max_age, limiter=svc.limiter
+            svc.ingest, body, freeze_at, max_age, max_sealed, limiter=svc.limiter
         )
     finally:
         svc.inflight -= 1
@@ -204,7 +236,8 @@ async def send_f(request: Request) -> Response:
         metrics.ingested_chunks.inc()
         if result.frozen:
             metrics.freezes.inc()
-            logger.info("batch frozen by a write", extra={"batch": result.batch})
+            what = "batch sealed by a write" if result.sealed else "batch frozen by a write"
+            logger.info(what, extra={"batch": result.batch})
         if freeze_at:
             metrics.fill_ratio.set(result.stat.stored_bytes / freeze_at)
         return JSONResponse(result.as_json(), status_code=201)
@@ -248,8 +281,9 @@ async def stat(request: Request) -> Response:
 
 
 async def dstat(request: Request) -> Response:
-    """State of the buffer: OPERATIONAL or FROZEN, who froze it, when and why."""
-    return JSONResponse(service(request).storage.state.as_json())
+    """State of the buffer: OPERATIONAL or FROZEN, who froze it, when and why; the sealed
+    batches waiting and the ingest pause per batch."""
+    return JSONResponse(await anyio.to_thread.run_sync(service(request).storage.describe))
 
 
 async def dump_f(request: Request) -> Response:
@@ -283,12 +317,19 @@ async def status(request: Request) -> Response:
 
 
 async def batches(request: Request) -> Response:
-    """Manifests of the archived batches, newest first."""
+    """Manifests of the archived batches, newest first, and the sealed batches waiting."""
     limit = query_int(request, "limit", BATCHES_DEFAULT_LIMIT, BATCHES_MAX_LIMIT)
     offset = query_int(request, "offset", 0, MAX_OFFSET)
     svc = service(request)
     manifests, total = await anyio.to_thread.run_sync(svc.storage.batches, limit, offset)
-    answer = {"batches": manifests, "total": total, "offset": offset, "limit": limit}
+    sealed = await anyio.to_thread.run_sync(svc.storage.sealed_batches)
+    answer = {
+        "batches": manifests,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "sealed": [batch.summary() for batch in sealed],
+    }
     if svc.uploader is not None:
         uploader = svc.uploader
         for manifest in manifests:
@@ -310,19 +351,24 @@ async def upd_dsc(request: Request) -> Response:
         raise InvalidInput("user", "must be a non-empty string of at most 256 characters")
     min_size = optional_size(doc.get("if_size_at_least"), "if_size_at_least")
     max_age = optional_seconds(doc.get("max_age"), "max_age")
-    result = await anyio.to_thread.run_sync(svc.storage.freeze_if, user, min_size, max_age)
+    max_sealed = freeze_mode(doc.get("mode"), doc.get("max_sealed"))
+    freeze = functools.partial(svc.storage.freeze_if, user, min_size, max_age, max_sealed)
+    result = await anyio.to_thread.run_sync(freeze)
     if result.froze_now:
         svc.metrics.freezes.inc()
-        logger.info("batch frozen on request", extra={"batch": result.stat.batch, "user": user})
+        logger.info("batch closed on request", extra={"batch": result.stat.batch, "user": user})
     st = result.stat
-    return JSONResponse(
-        {
-            "resp": "FROZEN" if result.frozen else "WAITING",
-            "n_itm": st.stored_files,
-            "buff_size": st.stored_bytes,
-            "batch": st.batch,
-        }
-    )
+    answer: dict[str, Any] = {
+        "resp": "FROZEN" if result.frozen else "WAITING",
+        "n_itm": st.stored_files,
+        "buff_size": st.stored_bytes,
+        "batch": st.batch,
+    }
+    if result.archive is not None:
+        answer["archive"] = result.archive
+    if max_sealed is not None or result.sealed:
+        answer["sealed"] = result.sealed
+    return JSONResponse(answer)
 
 
 async def clean_all(request: Request) -> Response:

@@ -41,12 +41,16 @@ class BatchState:
     batch_started: float | None = None
     frozen_at: float | None = None
     frozen_reason: str | None = None
+    awaiting_seal: bool = False
+    """Frozen in rotate mode because the sealed queue was full: sealed as soon as it has room."""
 
     def as_json(self) -> dict[str, Any]:
         """The persisted and served form, times as UTC ISO strings."""
         doc = asdict(self)
         for key in ("batch_started", "frozen_at"):
             doc[key] = utc_iso(doc[key]) if doc[key] is not None else None
+        if not self.awaiting_seal:
+            del doc["awaiting_seal"]  # only ever true in rotate mode: hold's file is unchanged
         return doc
 
     @classmethod
@@ -67,6 +71,7 @@ class BatchState:
             batch_started=when(doc.get("batch_started")),
             frozen_at=when(doc.get("frozen_at")),
             frozen_reason=text(doc.get("frozen_reason")),
+            awaiting_seal=doc.get("awaiting_seal") is True and doc.get("dstatus") == FROZEN,
         )
 
 

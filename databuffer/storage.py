@@ -23,10 +23,11 @@ from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import CurrentBatch
 from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
-from databuffer.index import Span
+from databuffer.index import BatchIndex, Span
 from databuffer.naming import ChunkIdentity, chunk_filename
 from databuffer.overview import ArchiveSummaries, RecentStrain, channel_summary, chunk_entries
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
+from databuffer.sealed import SEALED_ROOT, SealedBatch, SealedQueue
 from databuffer.state import FROZEN, STAT_FILE, STATE_FILE, BatchState, StatCache
 from glitchflow_core.chunk import Chunk
 
@@ -46,6 +47,9 @@ class Storage:
         Rotation of the event log.
     clock : callable
         Unix time; tests pass their own.
+    on_pause : callable, optional
+        Called with ``(batch, seconds)`` once per batch, when it stops being the batch being
+        filled: how long writes were refused meanwhile (0 when they never were).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Storage:
         log_max_bytes: int = 16 * 1024 * 1024,
         log_backups: int = 5,
         clock: Callable[[], float] = time.time,
+        on_pause: Callable[[int, float], None] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.adm_dir = Path(adm_dir)
@@ -82,6 +87,8 @@ class Storage:
             self.log,
             self._stat_cache,
             clock,
+            SealedQueue(self.archive_dir / SEALED_ROOT),
+            on_pause,
         )
         # The files are the truth; leftovers of a crash go first. The archive folder too:
         # check_writable writes its probe there.
@@ -93,6 +100,7 @@ class Storage:
         self.log.append(
             "start",
             **self._batch.stat().as_json(),
+            sealed=[sealed.batch for sealed in self._batch.sealed],
             temp_removed=removed,
             restored_from_partial_archive=restored,
         )
@@ -174,19 +182,28 @@ class Storage:
     ) -> list[tuple[int, Path, list[Span] | None]]:
         """Per batch held here, the spans of ``channel`` overlapping ``[start, end)``.
 
-        ``(batch, folder of its files, spans)``, spans None when the batch has no such channel.
-        The batch being filled only, for now: sealed batches waiting in the buffer (rotation)
-        join this list, each with its own folder, so `databuffer.readback` reads them too.
+        ``(batch, folder of its files, spans)``, spans None when the batch has no such channel:
+        the sealed batches waiting (rotate mode), oldest first, each in its own folder, then
+        the batch being filled.
         """
+        held = []
         with self._lock:
-            index = self._batch.index.channel(channel)
-            spans = None if index is None else index.between(start, end)
-            return [(self._batch.state.batch, self.data_dir, spans)]
+            for batch, folder, index in self._held_locked():
+                channel_index = index.channel(channel)
+                spans = None if channel_index is None else channel_index.between(start, end)
+                held.append((batch, folder, spans))
+        return held
 
     def channel_spans_in_buffer(self) -> list[tuple[int, dict[str, list[Span]]]]:
         """Per batch held here (as `spans_in_buffer`), every channel's spans."""
         with self._lock:
-            return [(self._batch.state.batch, self._batch.index.spans())]
+            return [(batch, index.spans()) for batch, _, index in self._held_locked()]
+
+    def _held_locked(self) -> list[tuple[int, Path, BatchIndex]]:
+        """The sealed batches, oldest first, then the batch being filled: number, folder, index."""
+        current = self._batch
+        held = [(sealed.batch, sealed.folder, sealed.index) for sealed in current.sealed]
+        return [*held, (current.state.batch, self.data_dir, current.index)]
 
     def newest_gps(self) -> dict[str, float]:
         """Per channel of the current batch, the GPS time just after its newest sample."""
@@ -196,6 +213,42 @@ class Storage:
     def batches(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Manifests of archived batches, newest first, one page, and the total."""
         return self.archive.manifests(limit, offset)
+
+    def sealed_batches(self) -> list[SealedBatch]:
+        """The sealed batches waiting to be handed over, oldest first.
+
+        Each keeps its chunk files (``index.names()``) in its ``folder`` until the flush
+        archives them; a sealed batch's files never change.
+        """
+        with self._lock:
+            return list(self._batch.sealed)
+
+    def describe(self) -> dict[str, Any]:
+        """The state answer: `BatchState` of the batch being filled, the sealed queue (no file
+        lists) and the ingest pause (seconds writes were refused) per batch."""
+        with self._lock:
+            batch = self._batch
+            paused = batch.pause_now()
+            return {
+                **batch.state.as_json(),
+                "sealed": [sealed.summary() for sealed in batch.sealed],
+                "ingest_pause": {
+                    "paused": batch.state.dstatus == FROZEN,
+                    "current_seconds": round(paused, 3),
+                    "total_seconds": round(batch.pause_total + paused, 3),
+                    "batches": [
+                        {"batch": number, "seconds": round(seconds, 3)}
+                        for number, seconds in reversed(batch.pauses)
+                    ],
+                },
+            }
+
+    def pause_seconds(self) -> tuple[float, bool]:
+        """Seconds writes were refused since start-up (the current freeze included), and
+        whether they are refused now."""
+        with self._lock:
+            paused = self._batch.pause_now()
+            return self._batch.pause_total + paused, self._batch.state.dstatus == FROZEN
 
     def check_writable(self) -> None:
         """Raise OSError unless a file can be created in every folder the engine writes."""
@@ -211,6 +264,7 @@ class Storage:
         max_age: float | None = None,
         *,
         body: bytes | None = None,
+        max_sealed: int | None = None,
     ) -> WriteResult:
         """Store a chunk durably, or recognise it as already stored.
 
@@ -227,13 +281,17 @@ class Storage:
             The bytes ``chunk`` was validated from, stored as they are (validation admits only
             the fields ``h``, ``t`` and ``channel``), which spares re-encoding the samples.
             Without it the chunk's canonical form is stored.
+        max_sealed : int, optional
+            Rotate mode: the write that makes the batch due seals it into the queue and the
+            next chunk opens a new batch, unless this many sealed batches already wait (then
+            the batch freezes until a flush makes room). None: hold mode, the batch freezes.
 
         Returns
         -------
         WriteResult
             ``CREATED`` when stored now, ``DUPLICATE`` when the same chunk is already stored, in
-            this batch or an archived one (not counted again); either only once the stored file
-            is durable.
+            this batch, a sealed one or an archived one (not counted again); either only once
+            the stored file is durable.
 
         Raises
         ------
@@ -271,7 +329,9 @@ class Storage:
                     os.replace(tmp, self.data_dir / name)
                     placed = True
                     self._renamed += 1
-                    result = self._batch.add(name, identity, len(data), freeze_at, max_age)
+                    result = self._batch.add(
+                        name, identity, len(data), freeze_at, max_age, max_sealed
+                    )
                 renamed = self._renamed
         finally:
             if not placed:
@@ -303,39 +363,56 @@ class Storage:
     # ----------------------------------------------------------------- freeze
 
     def freeze_if(
-        self, user: str, min_size: int | None = None, max_age: float | None = None
+        self,
+        user: str,
+        min_size: int | None = None,
+        max_age: float | None = None,
+        max_sealed: int | None = None,
     ) -> FreezeResult:
-        """Freeze when the batch holds ``min_size`` bytes or is older than ``max_age`` seconds.
+        """Close the batch when it holds ``min_size`` bytes or is older than ``max_age`` seconds;
+        answer for the oldest batch waiting for training.
 
-        With neither given the freeze is unconditional. An already frozen buffer stays frozen.
+        With neither given the close is unconditional (in rotate mode, of a non-empty batch).
+        ``max_sealed`` as in `write`: None freezes the batch, a number seals it. An already
+        frozen buffer stays frozen.
 
         Returns
         -------
         FreezeResult
-            Whether the buffer is frozen now, whether this call froze it, and the counters.
+            For the oldest sealed batch when one waits (FROZEN, its counts and reserved
+            archive folder), else for the current batch (FROZEN or not); whether this call
+            closed a batch.
         """
         with self._lock:
             batch = self._batch
             froze_now = False
             if batch.state.dstatus != FROZEN:
                 if min_size is None and max_age is None:
-                    batch.freeze(user, "requested")
-                    froze_now = True
+                    if max_sealed is None or batch.index.stored_files:
+                        batch.close(user, "requested", max_sealed)
+                        froze_now = True
                 else:
-                    froze_now = batch.freeze_if_due(user, min_size, max_age)
+                    froze_now = batch.freeze_if_due(user, min_size, max_age, max_sealed)
+            oldest = batch.sealed.oldest()
+            waiting = len(batch.sealed)
             stat = batch.stat()
         self._stat_cache.refresh()
-        return FreezeResult(stat.dstatus == FROZEN, froze_now, stat)
+        if oldest is not None:
+            stat = Stat(oldest.stored_files, oldest.stored_bytes, oldest.batch, FROZEN)
+            return FreezeResult(True, froze_now, stat, oldest.archive or None, waiting)
+        return FreezeResult(stat.dstatus == FROZEN, froze_now, stat, None, waiting)
 
     # ----------------------------------------------------------------- flush
 
     def flush(
         self, msg: str | None = None, *, batch: int | None = None, force: bool = False
     ) -> FlushResult:
-        """Archive the current batch, or answer for the batch ``batch`` names; reset, unfreeze.
+        """Archive the oldest sealed batch, else the current one, or the batch ``batch`` names.
 
-        Without ``batch``: the current batch is archived when frozen or ``force``d, even
-        partial; an empty one is only unfrozen (nothing archived, the batch number stays).
+        Without ``batch``: the oldest sealed batch when one waits; else the current batch is
+        archived when frozen or ``force``d, even partial, and the buffer reopens; an empty one
+        is only unfrozen (nothing archived, the batch number stays).
+        With a sealed batch's number: that batch is archived.
         With the current batch's number: it is archived when frozen or ``force``d, even empty.
         With an archived batch's number: that batch's archive, ``already_flushed``, nothing
         changed. On any failure every file goes back and nothing changes.
@@ -349,6 +426,9 @@ class Storage:
         ArchiveFailed
             Archiving failed (the batch is untouched), or the named archive cannot be read.
         """
+        sealed = self._flush_sealed(msg, batch)
+        if sealed is not None:
+            return sealed
         hashed_batch, hashed = self._hash_current(batch, force)
         with self._lock:
             state = self._batch.state
@@ -368,6 +448,34 @@ class Storage:
             detail = f"batch {batch} is not the current batch ({state.batch}) nor archived"
             raise UnknownBatch(batch, detail)
         return flushed
+
+    def _flush_sealed(self, msg: str | None, batch: int | None) -> FlushResult | None:
+        """Archive the sealed batch ``batch`` (None: the oldest); None when no such batch waits.
+
+        Its files never change, so they are hashed without the lock.
+        """
+        while True:
+            with self._lock:
+                queue = self._batch.sealed
+                sealed = queue.oldest() if batch is None else queue.get(batch)
+            if sealed is None:
+                return None
+            hashed = hash_files(sealed.folder, sealed.index.names())
+            with self._lock:
+                if self._batch.sealed.get(sealed.batch) is not sealed:
+                    # Another flush took it meanwhile: the named batch is archived now; an
+                    # unnamed flush takes the next oldest.
+                    if batch is None:
+                        continue
+                    return self.archive.flushed(batch)
+                try:
+                    result = self._batch.flush_sealed(sealed, msg, hashed)
+                except OSError as exc:
+                    detail = f"archiving batch {sealed.batch} failed: {exc.strerror or exc}"
+                    self.log.append("flush_failed", batch=sealed.batch, detail=detail)
+                    raise ArchiveFailed(detail, disk_full=exc.errno in _DISK_FULL) from exc
+            self._stat_cache.refresh()
+            return result
 
     def _hash_current(self, batch: int | None, force: bool) -> tuple[int, Hashes]:
         """The current batch number and its files' (sha256, bytes) when a flush will archive it.

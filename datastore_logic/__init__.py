@@ -38,7 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body
     app.extensions["glitchflow"] = {
         "settings": settings,
-        "policy": Policy(settings.max_size, settings.max_batch_age),
+        "policy": Policy(
+            settings.max_size, settings.max_batch_age, settings.freeze_mode, settings.max_sealed
+        ),
         "buffer": BufferClient(
             settings.db_burl, settings.upstream_timeout, tokens[0] if tokens else None
         ),

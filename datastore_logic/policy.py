@@ -1,8 +1,10 @@
 """The freeze and flush policy, kept apart from HTTP so it reads (and tests) on its own.
 
-The buffer applies the policy atomically: every write carries the freeze threshold, so the write
-that brings ``buff_size`` to ``MAX_SIZE`` freezes the batch under the buffer's lock, and no other
-write can slip in between a size check here and a freeze there.
+The buffer applies the policy atomically: every write carries the freeze threshold and the freeze
+mode, so the write that brings ``buff_size`` to ``MAX_SIZE`` closes the batch under the buffer's
+lock, and no other write can slip in between a size check here and a freeze there. ``hold``
+freezes the full batch in place (writes refused until it is flushed, the original's behaviour);
+``rotate`` seals it into a queue of at most ``max_sealed`` batches and ingest goes on in the next.
 """
 
 from __future__ import annotations
@@ -13,18 +15,30 @@ from typing import Any
 FROZEN = "FROZEN"
 WAITING = "WAITING"
 OPERATIONAL = "OPERATIONAL"
+HOLD = "hold"
+ROTATE = "rotate"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """When a batch is full: ``max_size`` bytes, or optionally ``max_batch_age`` seconds old."""
+    """When a batch is full (``max_size`` bytes, or optionally ``max_batch_age`` seconds old)
+    and what then: ``freeze_mode`` ``hold``, or ``rotate`` with at most ``max_sealed`` sealed
+    batches waiting."""
 
     max_size: int
     max_batch_age: float | None = None
+    freeze_mode: str = ROTATE
+    max_sealed: int = 4
+
+    def _mode(self) -> dict[str, str]:
+        if self.freeze_mode == HOLD:
+            return {"mode": HOLD}
+        return {"mode": ROTATE, "max_sealed": str(self.max_sealed)}
 
     def write_params(self) -> dict[str, str]:
-        """Query parameters of ``/sendF`` that make the buffer freeze on the filling write."""
-        params = {"freeze_at": str(self.max_size)}
+        """Query parameters of ``/sendF`` that make the buffer close the batch on the filling
+        write."""
+        params = {"freeze_at": str(self.max_size), **self._mode()}
         if self.max_batch_age is not None:
             params["max_age"] = _seconds(self.max_batch_age)
         return params
@@ -35,7 +49,10 @@ class Policy:
             "dstatus": FROZEN,
             "user": user,
             "if_size_at_least": self.max_size,
+            "mode": self.freeze_mode,
         }
+        if self.freeze_mode == ROTATE:
+            body["max_sealed"] = self.max_sealed
         if self.max_batch_age is not None:
             body["max_age"] = self.max_batch_age
         return body
@@ -51,12 +68,17 @@ class Policy:
         if not isinstance(stored_files, int) or not isinstance(stored_bytes, int):
             return None
         if resp == FROZEN:
-            return {
+            answer = {
                 "resp": FROZEN,
                 "n_f": stored_files,
                 "bt_wrt": stored_bytes,
                 "batch": buffer_answer.get("batch"),
             }
+            # Rotate mode: the sealed batch's archive folder, reserved when it was sealed.
+            for key in ("archive", "sealed"):
+                if key in buffer_answer:
+                    answer[key] = buffer_answer[key]
+            return answer
         if resp == WAITING:
             return {
                 "resp": WAITING,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ByteSize, field_validator
 
@@ -18,6 +19,10 @@ class Settings(ServiceSettings):
     db_burl: str = aliased("http://127.0.0.1:8080", "db_burl", "DB_BURL")
     max_size: PositiveSize = aliased(ByteSize(64 * 1024 * 1024), "max_size", "MAX_SIZE")
     max_batch_age: float | None = aliased(None, "max_batch_age", gt=0)
+    # What a full batch does (datastore_logic.policy): the logic owns the policy, every write
+    # carries it to the buffer, which applies it under its lock, as it does MAX_SIZE.
+    freeze_mode: Literal["hold", "rotate"] = aliased("rotate", "freeze_mode", "FREEZE_MODE")
+    max_sealed: int = aliased(4, "max_sealed", "MAX_SEALED", ge=1, le=1000)
     upstream_timeout: float = aliased(10.0, "upstream_timeout", gt=0)
     # The logic hop relays bytes and waits on the buffer: threads give it concurrency, and extra
     # processes only compete with the buffer and the API for CPU (docs/PERFORMANCE.md).

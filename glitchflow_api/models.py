@@ -234,7 +234,12 @@ class TrainAnswer(BaseModel):
     bt_wrt: int = Field(description="Bytes in the batch.")
     batch: int | None = Field(None, description="Batch id.")
     archive: str | None = Field(
-        None, description="Archive folder of the batch: known once it is flushed (/cleanbuf)."
+        None,
+        description="Archive folder the batch goes to on /cleanbuf (rotate mode: reserved "
+        "when it was sealed; hold mode: known once it is flushed).",
+    )
+    sealed: int | None = Field(
+        None, description="Rotate mode: sealed batches waiting, this one included."
     )
     max_size: int | None = Field(None, description="The freeze threshold (WAITING only).")
 
@@ -276,6 +281,11 @@ class DescAnswer(BaseModel):
     batch_started: str | float | None = None
     frozen_at: str | float | None = None
     frozen_reason: str | None = None
+    sealed: int | None = Field(
+        None,
+        description="Sealed batches waiting for /train and /cleanbuf (rotate mode); the batch "
+        "being filled stays OPERATIONAL meanwhile.",
+    )
 
 
 class HealthAnswer(BaseModel):

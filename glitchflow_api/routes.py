@@ -248,8 +248,11 @@ async def train(
         "n_f": doc.get("n_f"),
         "bt_wrt": doc.get("bt_wrt"),
         "batch": doc.get("batch"),
-        "archive": None,
+        # Rotate mode names the sealed batch's archive folder, reserved when it was sealed.
+        "archive": doc.get("archive"),
     }
+    if "sealed" in doc:
+        answer["sealed"] = doc["sealed"]
     if doc["resp"] == "WAITING":
         answer["max_size"] = doc.get("max_size")
     return json_response(answer)
@@ -344,6 +347,8 @@ async def desc(request: Request) -> Response:
     for key in ("batch", "batch_started", "frozen_at", "frozen_reason"):
         if key in doc:
             answer[key] = doc[key]
+    if isinstance(doc.get("sealed"), list):
+        answer["sealed"] = len(doc["sealed"])
     return json_response(answer)
 
 

@@ -79,6 +79,22 @@ def add_up_options(up: argparse.ArgumentParser) -> None:
         "(default: 64MiB; scripts/up.sh uses 8MiB)",
     )
     up.add_argument(
+        "--freeze-mode",
+        choices=("rotate", "hold"),
+        default="rotate",
+        help="what a full batch does: rotate seals it and ingest goes on in the next batch "
+        "(at most --max-sealed wait for training, then writes are refused); hold freezes "
+        "the buffer until the batch is flushed, as the original did (default: rotate)",
+    )
+    up.add_argument(
+        "--max-sealed",
+        type=int,
+        default=4,
+        metavar="N",
+        help="rotate mode: sealed batches that may wait for training before writes are "
+        "refused (default: 4)",
+    )
+    up.add_argument(
         "--host",
         default="127.0.0.1",
         help="address the three services listen on (default: 127.0.0.1, this machine only)",
@@ -172,6 +188,8 @@ def up(args: argparse.Namespace) -> int:
             max_size,
             logic_workers=args.logic_workers,
             api_workers=args.api_workers,
+            freeze_mode=args.freeze_mode,
+            max_sealed=args.max_sealed,
             echo=_print_line,
         )
     )
@@ -205,7 +223,7 @@ def up(args: argparse.Namespace) -> int:
         f"  logic      {layout.logic_url}  (status page {layout.logic_url}/)\n"
         f"  databuffer {layout.buffer_url}\n"
         f"  data       {data_dir}\n"
-        f"  MAX_SIZE   {max_size} bytes\n"
+        f"  MAX_SIZE   {max_size} bytes, freeze mode {args.freeze_mode}\n"
         + (airflow_lines(data_dir, args.host, args.airflow_port) if args.airflow else "")
         + "Ctrl-C stops them all.",
         flush=True,

@@ -43,13 +43,16 @@ def service_processes(
     logic_workers: int | None = None,
     logic_threads: int | None = None,
     api_workers: int = 1,
+    freeze_mode: str | None = None,
+    max_sealed: int | None = None,
     env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] | None = None,
 ) -> list[ManagedProcess]:
     """The buffer, logic and API processes (not started), in start order.
 
     ``logic_workers``/``logic_threads`` left as None keep the measured defaults of
-    ``datastore_logic/gunicorn.conf.py``.
+    ``datastore_logic/gunicorn.conf.py``; ``freeze_mode``/``max_sealed`` left as None keep the
+    logic's settings (``GLITCHFLOW_FREEZE_MODE`` in ``env``, else its default, rotate).
     """
     py = sys.executable
     common = dict(env or {})
@@ -71,6 +74,8 @@ def service_processes(
             **common,
             "GLITCHFLOW_DB_BURL": layout.buffer_url,
             "GLITCHFLOW_MAX_SIZE": str(max_size),
+            **({"GLITCHFLOW_FREEZE_MODE": freeze_mode} if freeze_mode else {}),
+            **({"GLITCHFLOW_MAX_SEALED": str(max_sealed)} if max_sealed else {}),
         },
         echo=echo,
     )

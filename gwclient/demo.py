@@ -63,7 +63,9 @@ async def run_demo(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
 
         async def frozen() -> bool:
-            return (await _get(session, base + "/desc")).get("resp") == "FROZEN"
+            # Rotate mode never stops ingest: a sealed batch waiting is where the demo stops.
+            desc = await _get(session, base + "/desc")
+            return desc.get("resp") == "FROZEN" or bool(desc.get("sealed"))
 
         async def send(data: Any, what: str) -> bool:
             summary = await send_chunks(
@@ -103,6 +105,12 @@ async def run_demo(
                 return 1
             start += block_seconds
         stats = await _get(session, base + "/stats")
+        if (await _get(session, base + "/desc")).get("sealed"):
+            _say(
+                "a full batch is sealed (ingest goes on in the next one): "
+                "ready for /train and /cleanbuf"
+            )
+            return 0
         if await frozen():
             _say(
                 f"the buffer is FROZEN with {stats.get('n_itm')} files, "

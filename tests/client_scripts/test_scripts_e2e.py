@@ -123,7 +123,9 @@ def test_url_option_overrides_the_environment():
 
 @pytest.mark.e2e
 def test_every_script_through_a_freeze_and_flush(stack_factory, tmp_path):
-    _, layout = stack_factory(data_dir=tmp_path / "store", max_size=20_000)
+    # Hold mode: the scripts meet the frozen buffer's refusal (rotate never refuses here).
+    env = {"GLITCHFLOW_FREEZE_MODE": "hold"}
+    _, layout = stack_factory(data_dir=tmp_path / "store", max_size=20_000, env=env)
     url = layout.api_url
     # Every call gives --url, with a GLITCHFLOW_URL where nothing listens: the option wins.
     cli = partial(run, env_url=f"http://127.0.0.1:{free_port()}")

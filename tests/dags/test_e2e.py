@@ -86,6 +86,8 @@ def cycle(airflow: Airflow, stack_factory: Callable[..., Any], tmp_path: Path) -
         "GLITCHFLOW_ADMIN_TOKENS": ADMIN,
         "GLITCHFLOW_SERVICE_TOKEN": SERVICE,
         "GLITCHFLOW_LOG_LEVEL": "WARNING",
+        # Streamed until the buffer refuses a chunk: the hold mode's freeze.
+        "GLITCHFLOW_FREEZE_MODE": "hold",
     }
     _, layout = stack_factory(max_size=MAX_SIZE, env=tokens, data_dir=data_dir)
     accepted, rest = stream_until_frozen(layout.api_url, stream_plan())

@@ -67,6 +67,8 @@ def test_up_with_airflow_runs_a_whole_cycle_and_stops_cleanly(
             "up",
             "--airflow",
             "--demo",
+            "--freeze-mode",
+            "hold",
             "--max-size",
             "3MiB",
             "--data-dir",

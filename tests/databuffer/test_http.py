@@ -240,7 +240,10 @@ async def test_upddsc_waits_below_size_then_freezes(client: httpx.AsyncClient) -
     assert frozen.json()["resp"] == "FROZEN"
     dstat = (await client.get("/dstat")).json()
     assert (dstat["dstatus"], dstat["user"], dstat["batch"]) == ("FROZEN", "airflow", 1)
-    assert set(dstat) == {"dstatus", "user", "batch", "batch_started", "frozen_at", "frozen_reason"}
+    state_keys = {"dstatus", "user", "batch", "batch_started", "frozen_at", "frozen_reason"}
+    # Plus the sealed queue and the ingest pause (rotate mode), nothing else (no token).
+    assert set(dstat) == state_keys | {"sealed", "ingest_pause"}
+    assert (dstat["sealed"], dstat["ingest_pause"]["paused"]) == ([], True)
 
 
 @pytest.mark.parametrize(

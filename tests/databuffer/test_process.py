@@ -174,3 +174,84 @@ def test_sigterm_finishes_a_write_in_flight(tmp_path: Path) -> None:
         assert files_in(tmp_path / "data") == {stored: len(body)}
     finally:
         stop(proc, signal.SIGTERM)
+
+
+def test_kill_9_during_rotating_writes_keeps_every_chunk_in_one_batch(tmp_path: Path) -> None:
+    """Rotate mode, a writer and a flusher at once, kill -9 across several seals and flushes:
+    after the restart every acknowledged chunk is in exactly one batch (being filled, sealed or
+    archived), the batch it was acknowledged in, and the sealed queue matches its folders."""
+    proc, url = start_buffer(tmp_path)
+    freeze_at = 30 * len(chunk_body(0))
+    params = {"freeze_at": str(freeze_at), "mode": "rotate", "max_sealed": "3"}
+    acked: dict[str, int] = {}  # file -> batch acknowledged in
+    killed = threading.Event()
+
+    def write_loop() -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            for i in range(5000):
+                try:
+                    response = client.post(
+                        "/sendF",
+                        params=params,
+                        content=chunk_body(i),
+                        headers={"content-type": "application/json"},
+                    )
+                except httpx.TransportError:
+                    return  # the server was killed
+                if response.status_code in (200, 201):
+                    acked[response.json()["file"]] = response.json()["batch"]
+                elif response.status_code != 503:
+                    raise AssertionError(f"unexpected {response.status_code}: {response.text}")
+
+    def flush_loop() -> None:
+        with httpx.Client(base_url=url, timeout=5) as client:
+            while not killed.is_set():
+                try:
+                    client.post("/cleanall", json={"msg": "test"})
+                except httpx.TransportError:
+                    return
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=write_loop), threading.Thread(target=flush_loop)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 300 and time.monotonic() < deadline and threads[0].is_alive():
+        time.sleep(0.01)
+    killed.set()
+    assert stop(proc, signal.SIGKILL) == -signal.SIGKILL
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(acked) >= 300 and max(acked.values()) >= 6, "too few seals to mean anything"
+
+    proc, url = start_buffer(tmp_path)
+    try:
+        stat = httpx.get(f"{url}/stat").json()
+        live = files_in(tmp_path / "data")
+        assert (stat["n_itm"], stat["buff_size"]) == (len(live), sum(live.values()))
+        where: dict[str, list[int]] = {name: [stat["batch"]] for name in live}
+        listing = httpx.get(f"{url}/batches", params={"limit": 1000}).json()
+        for sealed in listing["sealed"]:
+            folder = tmp_path / "archive" / "sealed" / f"{sealed['batch']:06d}"
+            held = {k: v for k, v in files_in(folder).items() if k != "sealed.json"}
+            assert (sealed["n_f"], sealed["bt_wrt"]) == (len(held), sum(held.values()))
+            for name in held:
+                where.setdefault(name, []).append(sealed["batch"])
+        assert listing["batches"], "the flusher archived at least one batch"
+        for manifest in listing["batches"]:
+            for name in files_in(tmp_path / "archive" / manifest["archive"]):
+                where.setdefault(name, []).append(manifest["batch"])
+        assert [name for name in acked if name not in where] == []
+        assert {n: b for n, b in where.items() if len(b) != 1} == {}
+        assert {n: where[n][0] for n in acked} == acked
+        assert httpx.get(f"{url}/dstat").json()["sealed"] == listing["sealed"]
+        # The restarted service keeps rotating on the recovered queue.
+        again = httpx.post(
+            f"{url}/sendF",
+            params=params,
+            content=chunk_body(0),
+            headers={"content-type": "application/json"},
+        )
+        assert again.status_code in (200, 503)
+    finally:
+        assert stop(proc, signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -82,6 +82,11 @@ class Disk:
             if p.is_file() and p.suffix == ".json" and not p.name.startswith(".")
         }
 
+    def stored(self, name: str) -> Path:
+        """Where the chunk file ``name`` is: the data folder, or a sealed batch's folder."""
+        sealed = sorted(self.archive.glob(f"sealed/*/{name}"))
+        return sealed[0] if sealed else self.data / name
+
     def archives(self) -> dict[str, dict]:
         """Every archived batch folder and its manifest."""
         if not self.archive.exists():

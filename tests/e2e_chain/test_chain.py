@@ -28,8 +28,12 @@ def stream_until_frozen(api: httpx.Client, headers: dict[str, str], chunk, limit
 
 
 def test_freeze_train_flush_cycle(stack_factory, tmp_path, tokens_env, auth, chunk, disk) -> None:
+    # Hold mode, the original's: the full batch refuses writes until it is flushed.
     _stack, layout = stack_factory(
-        max_size=MAX_SIZE, env=tokens_env, data_dir=tmp_path / "buf", logic_workers=3
+        max_size=MAX_SIZE,
+        env={**tokens_env, "GLITCHFLOW_FREEZE_MODE": "hold"},
+        data_dir=tmp_path / "buf",
+        logic_workers=3,
     )
     buf = disk(tmp_path / "buf")
     with httpx.Client(base_url=layout.api_url, timeout=10) as api:
@@ -73,6 +77,46 @@ def test_freeze_train_flush_cycle(stack_factory, tmp_path, tokens_env, auth, chu
         assert again.status_code == 201
         assert again.json()["body"]["batch"] != batch
         assert api.get("/stats").json()["n_itm"] == 1
+
+
+def test_rotate_cycle_ingest_goes_on_while_the_sealed_batch_waits(
+    stack_factory, tmp_path, tokens_env, auth, chunk, disk
+) -> None:
+    """The default mode: the filling write seals the batch, the next chunk goes into the next
+    batch at once, /train and /cleanbuf hand the sealed batch over to its reserved archive."""
+    _stack, layout = stack_factory(max_size=MAX_SIZE, env=tokens_env, data_dir=tmp_path / "buf")
+    buf = disk(tmp_path / "buf")
+    with httpx.Client(base_url=layout.api_url, timeout=10) as api:
+        created = stream_until_frozen(api, auth.writer, chunk)
+        names = {c["file"] for c in created}
+        assert created[-1]["sealed"] is True
+        batch = created[-1]["batch"]
+        after = api.post("/streamdata", content=chunk(2e9), headers=auth.writer)
+        assert after.status_code == 201, after.text
+        assert after.json()["body"]["batch"] == batch + 1
+        assert api.get("/desc").json() | {"batch_started": None} == {
+            "resp": "OPERATIONAL",
+            "batch": batch + 1,
+            "batch_started": None,
+            "frozen_at": None,
+            "frozen_reason": None,
+            "sealed": 1,
+        }
+        assert api.get("/stats").json()["n_itm"] == 1
+        assert set(buf.files()) == {after.json()["body"]["file"]}
+
+        train = api.post("/train", json={"user": "airflow"}, headers=auth.admin).json()
+        assert (train["resp"], train["batch"], train["n_f"], train["sealed"]) == (
+            "FROZEN",
+            batch,
+            len(created),
+            1,
+        )
+        clean = api.post("/cleanbuf", json={"msg": "trained"}, headers=auth.admin).json()
+        assert (clean["batch"], clean["archive"]) == (batch, train["archive"])
+        assert buf.archived_files(train["archive"]) == names
+        waiting = api.post("/train", json={"user": "airflow"}, headers=auth.admin).json()
+        assert (waiting["resp"], waiting["batch"]) == ("WAITING", batch + 1)
 
 
 def test_duplicates_are_not_counted(stack_factory, tmp_path, tokens_env, auth, chunk, disk) -> None:

@@ -157,7 +157,10 @@ def test_buffer_state_gauges(workload) -> None:
 
 
 def test_freeze_and_flush_gauges(stack_factory) -> None:
-    _stack, layout = stack_factory(max_size=4000, env=TOKENS_ENV)
+    # Held frozen until the flush: the frozen gauges are about FREEZE_MODE=hold.
+    _stack, layout = stack_factory(
+        max_size=4000, env={**TOKENS_ENV, "GLITCHFLOW_FREEZE_MODE": "hold"}
+    )
     t0 = gps_now() - 1000.0
     answer = httpx.post(f"{layout.api_url}/streamdata", content=chunk(t0, 0), headers=WRITER)
     assert answer.json()["body"]["frozen"] is True

@@ -44,8 +44,10 @@ def test_original_payloads_sample_chunk_train_and_clean(stack_factory, tmp_path,
         created = api.post("/streamdata", content=SAMPLE_CHUNK, headers=JSON)
         assert created.status_code == 201, created.text
         assert created.json()["resp"] == "CREATED"
-        (name, size), *_ = buf.files().items()
-        stored = (buf.data / name).read_bytes()
+        # The write filled the batch: sealed (rotate, the default) or frozen (hold) with it.
+        name = created.json()["body"]["file"]
+        stored = buf.stored(name).read_bytes()
+        size = len(stored)
         # Stored as sent; read back through the core's parser it is [t0, 1/4096].
         assert stored == SAMPLE_CHUNK
         chunk = parse_chunk(stored)

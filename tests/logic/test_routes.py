@@ -193,7 +193,13 @@ def test_freezeds_frozen_with_counts(client: FlaskClient, buffer: FakeUpstream) 
     assert answer.status_code == 200
     assert answer.json == {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
     sent = upd.calls.last.json()
-    assert sent == {"dstatus": "FROZEN", "user": "airflow", "if_size_at_least": 1000}
+    assert sent == {
+        "dstatus": "FROZEN",
+        "user": "airflow",
+        "if_size_at_least": 1000,
+        "mode": "rotate",
+        "max_sealed": 4,
+    }
 
 
 def test_freezeds_waiting_when_not_full(client: FlaskClient, buffer: FakeUpstream) -> None:

@@ -73,10 +73,16 @@ def test_missing_token_file_refused_at_start(tmp_path) -> None:
         Settings(service_token_file=tmp_path / "absent")
 
 
-def test_write_params_carry_threshold_and_age() -> None:
-    assert Policy(2000).write_params() == {"freeze_at": "2000"}
-    assert Policy(2000, 90.0).write_params() == {"freeze_at": "2000", "max_age": "90"}
-    assert Policy(2000, 0.5).write_params() == {"freeze_at": "2000", "max_age": "0.5"}
+def test_write_params_carry_threshold_age_and_mode() -> None:
+    rotate = {"mode": "rotate", "max_sealed": "4"}
+    assert Policy(2000).write_params() == {"freeze_at": "2000", **rotate}
+    assert Policy(2000, 90.0).write_params() == {"freeze_at": "2000", "max_age": "90", **rotate}
+    assert Policy(2000, 0.5, "hold").write_params() == {
+        "freeze_at": "2000",
+        "max_age": "0.5",
+        "mode": "hold",
+    }
+    assert Policy(2000, None, "rotate", 9).write_params()["max_sealed"] == "9"
 
 
 def test_freeze_request_asks_for_a_conditional_freeze() -> None:
@@ -84,6 +90,37 @@ def test_freeze_request_asks_for_a_conditional_freeze() -> None:
         "dstatus": "FROZEN",
         "user": "airflow",
         "if_size_at_least": 2000,
+        "mode": "rotate",
+        "max_sealed": 4,
+    }
+    assert Policy(2000, freeze_mode="hold").freeze_request("airflow") == {
+        "dstatus": "FROZEN",
+        "user": "airflow",
+        "if_size_at_least": 2000,
+        "mode": "hold",
+    }
+
+
+def test_freeze_mode_and_max_sealed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().freeze_mode, Settings().max_sealed) == ("rotate", 4)
+    monkeypatch.setenv("FREEZE_MODE", "hold")
+    monkeypatch.setenv("MAX_SEALED", "2")
+    assert (Settings().freeze_mode, Settings().max_sealed) == ("hold", 2)
+    monkeypatch.setenv("GLITCHFLOW_FREEZE_MODE", "rotate")
+    assert Settings().freeze_mode == "rotate"
+
+
+def test_freeze_answer_passes_the_sealed_batch_archive_on() -> None:
+    answer = Policy(2000).freeze_answer(
+        {"resp": "FROZEN", "n_itm": 3, "buff_size": 2100, "batch": 7, "archive": "a", "sealed": 2}
+    )
+    assert answer == {
+        "resp": "FROZEN",
+        "n_f": 3,
+        "bt_wrt": 2100,
+        "batch": 7,
+        "archive": "a",
+        "sealed": 2,
     }
 
 

@@ -192,3 +192,16 @@ def test_an_archived_file_that_differs_from_its_manifest_is_refused(storage, sam
     chunk_file.write_bytes(chunk_file.read_bytes().replace(b"e-", b"E-", 1))
     with pytest.raises(ArchiveError, match="does not match its manifest sha256"):
         readback(storage).read(CHANNEL, T0, T0 + 1024 * DT)
+
+
+def test_archived_sealed_and_live_batches_read_back_bit_exact(storage, samples) -> None:
+    """Rotate mode, one chunk a batch: 1 archived, 2 to 8 sealed (waiting), 9 being filled."""
+    for i in range(8):
+        body = chunk_bytes(T0 + i * 512 * DT, samples[i * 512 : (i + 1) * 512])
+        storage.write(parse_chunk(body), body=body, freeze_at=1, max_sealed=8)
+    storage.flush("the first batch")
+    assert [sealed.batch for sealed in storage.sealed_batches()] == list(range(2, 9))
+    storage.write(parse_chunk(body := chunk_bytes(T0 + 8 * 512 * DT, samples[:512])), body=body)
+    result = readback(storage).read(CHANNEL, T0, T0 + 8 * 512 * DT)
+    assert len(result.segments) == 1
+    assert same_bits(result.segments[0].samples(), samples)

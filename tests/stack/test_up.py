@@ -155,15 +155,29 @@ def test_up_refuses_a_bad_max_size(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("mode", ["rotate", "hold"])
 def test_up_demo_streams_until_the_buffer_freezes(
-    up_args: list[str], ports: dict[str, int]
+    up_args: list[str], ports: dict[str, int], mode: str
 ) -> None:
-    up = Up([*up_args, "--demo"])  # --max-size 1MiB: the first synthetic block fills it
+    # --max-size 1MiB: the first synthetic block fills it
+    up = Up([*up_args, "--demo", "--freeze-mode", mode])
     try:
-        up.wait_for("the buffer is FROZEN", timeout=180)
         api = f"http://127.0.0.1:{ports['api']}"
-        assert httpx.get(f"{api}/desc", timeout=5).json()["resp"] == "FROZEN"
-        assert httpx.get(f"{api}/stats", timeout=5).json()["buff_size"] >= 1024**2
+        if mode == "hold":
+            up.wait_for("the buffer is FROZEN", timeout=180)
+            assert httpx.get(f"{api}/desc", timeout=5).json()["resp"] == "FROZEN"
+            assert httpx.get(f"{api}/stats", timeout=5).json()["buff_size"] >= 1024**2
+        else:
+            # Rotate: the full batch is sealed and the buffer stays OPERATIONAL.
+            up.wait_for("a full batch is sealed", timeout=180)
+            desc = httpx.get(f"{api}/desc", timeout=5).json()
+            assert (desc["resp"], desc["sealed"] >= 1) == ("OPERATIONAL", True)
+            train = httpx.post(f"{api}/train", json={"user": "t"}, timeout=5).json()
+            assert (train["resp"], train["batch"], train["bt_wrt"] >= 1024**2) == (
+                "FROZEN",
+                1,
+                True,
+            )
         up.proc.send_signal(signal.SIGTERM)
         assert up.finish() == 0
     finally:

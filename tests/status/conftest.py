@@ -18,6 +18,8 @@ TOKENS_ENV = {
     "GLITCHFLOW_ADMIN_TOKENS": ADMIN,
     "GLITCHFLOW_SERVICE_TOKEN": SERVICE,
     "GLITCHFLOW_LOG_LEVEL": "WARNING",
+    # The page's FROZEN view is of a batch held until its flush (rotate seals and goes on).
+    "GLITCHFLOW_FREEZE_MODE": "hold",
 }
 RATE = 4096
 H1 = "H1:GDS-CALIB_STRAIN"
