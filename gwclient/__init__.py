@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gwclient.chunks import Chunk, chunk_series, plan_chunks
+    from gwclient.chunks import PlannedChunk, chunk_series, plan_chunks
     from gwclient.fetch import DataGap, FetchError, fetch, fetch_segments
     from gwclient.sender import RetryPolicy, Summary, stream, stream_async
 
 __all__ = [
-    "Chunk",
     "DataGap",
     "FetchError",
+    "PlannedChunk",
     "RetryPolicy",
     "Summary",
     "chunk_series",
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Chunk": "gwclient.chunks",
+    "PlannedChunk": "gwclient.chunks",
     "DataGap": "gwclient.fetch",
     "FetchError": "gwclient.fetch",
     "fetch": "gwclient.fetch",

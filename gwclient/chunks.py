@@ -24,7 +24,7 @@ from glitchflow_core.chunk import DEFAULT_CHANNEL, ChunkError, validate_channel
 
 
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class PlannedChunk:
     """Samples of one channel ready to send: ``h`` is float64, ``start`` its first sample index."""
 
     channel: str
@@ -85,7 +85,7 @@ def chunk_array(
     dt: float,
     channel: str = DEFAULT_CHANNEL,
     chunk_seconds: float = 1.0,
-) -> Iterator[Chunk]:
+) -> Iterator[PlannedChunk]:
     """Chunks of the samples ``h`` starting at GPS ``t0`` with spacing ``dt``.
 
     Parameters
@@ -120,7 +120,7 @@ def chunk_array(
         piece = samples[begin : begin + step]
         for lo, hi in _finite_runs(piece):
             first = begin + lo
-            yield Chunk(channel, sample_time(t0, dt, first), dt, piece[lo:hi], first)
+            yield PlannedChunk(channel, sample_time(t0, dt, first), dt, piece[lo:hi], first)
 
 
 def _series_channel(series: Any, fallback: str | None) -> str:
@@ -134,7 +134,7 @@ def _series_channel(series: Any, fallback: str | None) -> str:
 
 def chunk_series(
     series: Any, chunk_seconds: float = 1.0, channel: str | None = None
-) -> Iterator[Chunk]:
+) -> Iterator[PlannedChunk]:
     """Chunks of a gwpy `TimeSeries` (anything with ``value``, ``t0`` and ``dt``).
 
     ``channel`` overrides the name carried by the series.
@@ -156,12 +156,12 @@ def _seconds(value: Any) -> float:
     return float(value)
 
 
-def plan_chunks(data: Any, chunk_seconds: float = 1.0) -> list[Chunk]:
+def plan_chunks(data: Any, chunk_seconds: float = 1.0) -> list[PlannedChunk]:
     """All chunks of a series, a mapping of series (a `TimeSeriesDict`), or chunks already made.
 
     Chunks of several channels are interleaved in GPS order, as live detector streams arrive.
     """
-    if isinstance(data, Chunk):
+    if isinstance(data, PlannedChunk):
         return [data]
     if isinstance(data, Mapping):
         chunks = [
@@ -173,8 +173,8 @@ def plan_chunks(data: Any, chunk_seconds: float = 1.0) -> list[Chunk]:
         chunks = list(chunk_series(data, chunk_seconds))
     elif isinstance(data, Iterable):
         chunks = list(data)
-        if not all(isinstance(c, Chunk) for c in chunks):
-            raise TypeError("an iterable to stream must hold only Chunk objects")
+        if not all(isinstance(c, PlannedChunk) for c in chunks):
+            raise TypeError("an iterable to stream must hold only PlannedChunk objects")
     else:
         raise TypeError(f"cannot stream a {type(data).__name__}")
     chunks.sort(key=lambda c: (c.t0, c.channel))

@@ -27,7 +27,7 @@ import tenacity
 
 from glitchflow_core.retry import RetryPolicy, retryable_status
 from glitchflow_core.upstream import Answer
-from gwclient.chunks import Chunk, plan_chunks
+from gwclient.chunks import PlannedChunk, plan_chunks
 
 TOKEN_ENV = "GLITCHFLOW_TOKEN"  # noqa: S105 - a variable name, not a secret
 STREAM_PATH = "/streamdata"
@@ -57,7 +57,7 @@ class Gap:
         return f"{self.channel} GPS {self.start:g}-{self.end:g} ({self.end - self.start:g} s)"
 
 
-def gaps_of(chunks: Sequence[Chunk], delivered: set[int]) -> list[Gap]:
+def gaps_of(chunks: Sequence[PlannedChunk], delivered: set[int]) -> list[Gap]:
     """The spans of ``chunks`` whose index is not in ``delivered``, adjacent ones merged."""
     missing = sorted(
         (chunks[i] for i in range(len(chunks)) if i not in delivered),
@@ -198,7 +198,7 @@ def stream_url(url: str) -> str:
     return url if url.endswith(STREAM_PATH) else url + STREAM_PATH
 
 
-def _label(chunk: Chunk) -> str:
+def _label(chunk: PlannedChunk) -> str:
     return f"{chunk.channel}@{chunk.t0!r}+{chunk.n}"
 
 
@@ -253,7 +253,7 @@ class Sender:
         token: str | None = None,
         retry: RetryPolicy | None = None,
         summary: Summary | None = None,
-        on_done: Callable[[Chunk, str], None] | None = None,
+        on_done: Callable[[PlannedChunk, str], None] | None = None,
         on_frozen: Callable[[], None] | None = None,
         stop_on_failure: bool = True,
         wait_frozen: bool = True,
@@ -274,7 +274,7 @@ class Sender:
         """False: a 503 FROZEN answer is final (the chunk is refused), as the demo wants."""
         self.stopped = False
 
-    async def send(self, chunk: Chunk) -> str:
+    async def send(self, chunk: PlannedChunk) -> str:
         """Send one chunk until it is delivered, refused, or out of retries; returns the outcome.
 
         The outcome is ``"created"``, ``"duplicate"``, ``"refused"`` or ``"failed"``.
@@ -329,7 +329,7 @@ class Sender:
             self.on_frozen()
 
     def _gave_up(
-        self, chunk: Chunk, attempts: int, started: float, reason: str, payload: bytes
+        self, chunk: PlannedChunk, attempts: int, started: float, reason: str, payload: bytes
     ) -> str:
         if self.stop_on_failure:
             self.stopped = True
@@ -338,7 +338,7 @@ class Sender:
         return self._done(chunk, "failed", 0, payload, f"{_label(chunk)}: {why}")
 
     def _done(
-        self, chunk: Chunk, outcome: str, sent: int, payload: bytes, error: str | None = None
+        self, chunk: PlannedChunk, outcome: str, sent: int, payload: bytes, error: str | None = None
     ) -> str:
         s = self.summary
         if outcome == "created":
@@ -364,7 +364,7 @@ class Sender:
 
 
 async def send_chunks(
-    chunks: Sequence[Chunk],
+    chunks: Sequence[PlannedChunk],
     url: str,
     *,
     token: str | None = None,
@@ -409,7 +409,7 @@ async def send_chunks(
     delivered: set[int] = set()
     finished = 0
 
-    def done(_chunk: Chunk, outcome: str) -> None:
+    def done(_chunk: PlannedChunk, outcome: str) -> None:
         nonlocal finished
         finished += 1
         bar.update(1)
@@ -479,7 +479,7 @@ async def stream_async(
 
     Parameters
     ----------
-    data : TimeSeries, TimeSeriesDict, mapping or iterable of `Chunk`
+    data : TimeSeries, TimeSeriesDict, mapping or iterable of `PlannedChunk`
         What to send; each series' channel name comes from the data.
     url : str
         Base URL of the API (``http://127.0.0.1:8000``) or its ``/streamdata`` URL.

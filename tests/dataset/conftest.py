@@ -16,7 +16,7 @@ import pytest
 
 from databuffer.storage import Storage
 from glitchflow_core.chunk import parse_chunk
-from gwclient.chunks import Chunk, plan_chunks
+from gwclient.chunks import PlannedChunk, plan_chunks
 
 with warnings.catch_warnings():
     # gwpy 4.1 reads astropy's deprecated COPY_IF_NEEDED once, at import: import it here, once,
@@ -33,7 +33,7 @@ GWPY_WARNING = (
 )
 
 
-def archive_batch(data_dir: Path, chunks: Iterable[Chunk]) -> Path:
+def archive_batch(data_dir: Path, chunks: Iterable[PlannedChunk]) -> Path:
     """Store ``chunks`` with the buffer's engine, freeze and flush; the archived batch folder."""
     storage = Storage(data_dir / "data", data_dir / "adm", data_dir / "log", data_dir / "archive")
     try:
@@ -47,7 +47,7 @@ def archive_batch(data_dir: Path, chunks: Iterable[Chunk]) -> Path:
     return data_dir / "archive" / result.archive
 
 
-def drop(chunks: list[Chunk], channel: str, *indices: int) -> list[Chunk]:
+def drop(chunks: list[PlannedChunk], channel: str, *indices: int) -> list[PlannedChunk]:
     """``chunks`` without the ``indices``-th chunks of ``channel`` (in time order): gaps."""
     mine = [c for c in chunks if c.channel == channel]
     gone = {id(mine[i]) for i in indices}

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glitchflow_core.chunk import DEFAULT_CHANNEL, parse_chunk
-from gwclient.chunks import Chunk, chunk_array, plan_chunks, sample_time, samples_per_chunk
+from gwclient.chunks import PlannedChunk, chunk_array, plan_chunks, sample_time, samples_per_chunk
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 rates = st.sampled_from([1.0, 3.0, 100.0, 1000.0, 4096.0, 16384.0, 44100.0, 0.5])
@@ -119,4 +119,4 @@ def test_several_channels_are_interleaved_in_gps_order():
 
 def test_plan_refuses_what_it_cannot_stream():
     with pytest.raises(TypeError):
-        plan_chunks([Chunk("H1:A-B", 0.0, 1.0, np.zeros(1)), "nope"])
+        plan_chunks([PlannedChunk("H1:A-B", 0.0, 1.0, np.zeros(1)), "nope"])
