@@ -86,7 +86,10 @@ def test_streaming_again_is_all_duplicates_and_stores_nothing_new(stack_factory,
 def test_freeze_and_flush_mid_stream_store_every_chunk_exactly_once(stack_factory, tmp_path):
     data_dir = tmp_path / "store"
     # About 23 kB per chunk of 1024 samples: the buffer freezes every ten chunks or so.
-    _, layout = stack_factory(data_dir=data_dir, max_size=200_000)
+    # Held frozen until each flush (FREEZE_MODE=hold): the sender waits through every freeze.
+    _, layout = stack_factory(
+        data_dir=data_dir, max_size=200_000, env={"GLITCHFLOW_FREEZE_MODE": "hold"}
+    )
     source, _ = sources.synthetic(["H1", "L1"], duration=30, sample_rate=1024, seed=4, glitches=2)
     expected = plan_chunks(source, 1.0)
 
@@ -202,7 +205,10 @@ def test_command_exits_non_zero_when_chunks_are_refused(stack_factory, tmp_path)
 
 @pytest.mark.slow
 def test_demo_streams_until_the_buffer_freezes(stack_factory, tmp_path):
-    _, layout = stack_factory(data_dir=tmp_path / "store", max_size=3_000_000)
+    # FREEZE_MODE=hold; the rotate demo is tests/stack/test_up.py's.
+    _, layout = stack_factory(
+        data_dir=tmp_path / "store", max_size=3_000_000, env={"GLITCHFLOW_FREEZE_MODE": "hold"}
+    )
     done = subprocess.run(
         [sys.executable, "-m", "gwclient.demo", "--url", layout.api_url, "--block-seconds", "8"],
         capture_output=True,
