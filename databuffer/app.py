@@ -18,7 +18,7 @@ from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import make_uploader
-from glitchflow_core.logs import RequestIdMiddleware
+from glitchflow_core.logs import install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
 logger = logging.getLogger("databuffer")
@@ -174,13 +174,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
-        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
         lifespan=lifespan,
     )
     install_errors(app, settings, metrics)
+    install_request_id(app)
     app.state.service = buffer
     app.state.storage = storage
     app.state.settings = settings
