@@ -17,7 +17,7 @@ from databuffer.eventlog import EventLog
 from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
-from databuffer.upload import make_uploader
+from databuffer.upload import UploadStateCollector, make_uploader
 from glitchflow_core.logs import install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
@@ -150,7 +150,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics.add_collector(EventLogCollector(storage.log))
     metrics.add_collector(BufferStateCollector(storage))
     metrics.add_collector(IngestPauseCollector(storage))
-    uploader = make_uploader(settings, storage)
+    uploader = make_uploader(settings, storage, metrics.registry)
+    if uploader is not None:
+        metrics.add_collector(UploadStateCollector(uploader))
     buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
