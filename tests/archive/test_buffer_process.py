@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from archive.conftest import chunk_body
 from prometheus_text import scrape, value
 from seaweed import SeaweedS3
+from waiting import wait_for
 
 from glitchflow_archive import MANIFEST, UPLOADED, S3Archive
 from glitchflow_stack.supervisor import ManagedProcess, free_port
@@ -58,13 +58,6 @@ def store_batch(client: httpx.Client, first: int, chunks: int = 4) -> dict[str, 
 def upload_of(client: httpx.Client, archive: str) -> dict[str, Any]:
     answer = client.get("/batches", params={"limit": 100}).json()
     return next(b["upload"] for b in answer["batches"] if b["archive"] == archive)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
 
 
 def test_flush_answers_at_once_then_the_batch_is_uploaded_and_removed_locally(
