@@ -56,8 +56,14 @@ def plan(chunks_per_channel: int, samples: int, channels: Sequence[str] = CHANNE
     return planned
 
 
-def lanes(chunks: Sequence[PlannedChunk], count: int) -> list[list[int]]:
-    """Indexes of ``chunks`` dealt round-robin to ``count`` writers, each in order."""
+def lanes(chunks: Sequence[PlannedChunk], count: int | None) -> list[list[int]]:
+    """Indexes of ``chunks`` dealt round-robin to ``count`` writers, each in order; None: one
+    writer per channel."""
+    if count is None:
+        by_channel: dict[str, list[int]] = {}
+        for index, chunk in enumerate(chunks):
+            by_channel.setdefault(chunk.channel, []).append(index)
+        return list(by_channel.values())
     return [list(range(i, len(chunks), count)) for i in range(count)]
 
 
@@ -144,7 +150,8 @@ class Writer:
 
     ``acks`` maps a chunk's index to the answer that acknowledged it; ``retried`` counts the
     answers and errors that were retried (``FROZEN``, ``BUSY``, ``UPSTREAM_UNREACHABLE``,
-    ``ServerDisconnectedError``...); ``final`` lists the chunks that got a final refusal or ran
+    ``ServerDisconnectedError``...; ``FROZEN without Retry-After`` should never be counted);
+    ``final`` lists the chunks that got a final refusal or ran
     out of retries.
     """
 
@@ -160,19 +167,20 @@ class Writer:
     def acknowledged(self) -> int:
         return len(self.acks)
 
-    def start(self, writers: int) -> threading.Thread:
-        """Send every chunk from ``writers`` concurrent writers, in a thread of its own."""
-        thread = threading.Thread(target=asyncio.run, args=(self.send_all(writers),), daemon=True)
+    def start(self, writers: int | None) -> threading.Thread:
+        """Send every chunk from ``writers`` concurrent writers (None: one per channel), in a
+        thread of its own."""
+        work = lanes(self.chunks, writers)
+        thread = threading.Thread(target=asyncio.run, args=(self.send_all(work),), daemon=True)
         thread.start()
         return thread
 
-    async def send_all(self, writers: int) -> None:
-        timeout = aiohttp.ClientTimeout(total=15, sock_connect=2)
-        connector = aiohttp.TCPConnector(limit=writers)
+    async def send_all(self, work: list[list[int]]) -> None:
+        timeout = aiohttp.ClientTimeout(total=30, sock_connect=2)
+        connector = aiohttp.TCPConnector(limit=len(work))
         try:
             async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-                lane_list = lanes(self.chunks, writers)
-                await asyncio.gather(*(self._send_lane(session, lane) for lane in lane_list))
+                await asyncio.gather(*(self._send_lane(session, lane) for lane in work))
         finally:
             self.done.set()
 
@@ -215,7 +223,10 @@ class Writer:
             self.retried[type(outcome.exception()).__name__] += 1
         else:
             answer = outcome.result()
-            self.retried[str(_json(answer.content).get("resp", answer.status))] += 1
+            resp = str(_json(answer.content).get("resp", answer.status))
+            self.retried[resp] += 1
+            if resp in ("FROZEN", "BUSY") and "Retry-After" not in answer.headers:
+                self.retried[f"{resp} without Retry-After"] += 1
 
 
 @dataclass(frozen=True)
