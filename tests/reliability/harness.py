@@ -88,7 +88,13 @@ class Chain:
     ) -> None:
         self.data_dir = data_dir
         self.layout = Layout("127.0.0.1", free_port(), free_port(), free_port())
-        settings = {"GLITCHFLOW_LOG_LEVEL": "WARNING", **(env or {})}
+        settings = {
+            "GLITCHFLOW_LOG_LEVEL": "WARNING",
+            # A read of hundreds of small chunks from the bucket may take more than the
+            # default 10 s on a loaded machine; killed services fail fast whatever this is.
+            "GLITCHFLOW_UPSTREAM_TIMEOUT": "60",
+            **(env or {}),
+        }
         processes = service_processes(
             self.layout,
             data_dir,

@@ -39,7 +39,7 @@ from glitchflow_archive import MANIFEST, UPLOADED, S3Archive
 from glitchflow_stack import ManagedProcess, free_port
 from gwclient.chunks import PlannedChunk
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 CHUNKS_PER_CHANNEL = 1000  # two channels: 2,000 chunks
 SAMPLES = 32
@@ -96,38 +96,29 @@ def run_stream_with_kills(chain: Chain, seed: int, flusher: Flusher) -> tuple[Wr
     return writer, kills
 
 
-def test_rotate_kill_each_service_in_turn_with_archive_in_a_bucket(
-    chain_factory, s3: SeaweedS3, bucket: str
-) -> None:
-    """Rotate mode (the default), sealed batches handed over by /train + /cleanbuf and uploaded
-    to SeaweedFS while API, logic and buffer are each killed twice."""
+def test_rotate_kill_each_service_in_turn(chain_factory) -> None:
+    """Rotate mode (the default): sealed batches handed over by /train + /cleanbuf (and now and
+    then the original's flush of the current, partial batch) while API, logic and buffer are
+    each killed once. The bucket's part: the test below."""
     chunk_bytes = len(plan(1, SAMPLES)[0].body())
     chain = chain_factory(
         max_size=150 * chunk_bytes,  # about 13 batches in 2,000 chunks
         freeze_mode="rotate",
         max_sealed=4,
-        env={
-            **s3.env(bucket),
-            "GLITCHFLOW_ARCHIVE_RETRY_MAX_DELAY": "0.5",
-            "GLITCHFLOW_ARCHIVE_S3_TIMEOUT": "2",
-        },
     )
     flusher = Flusher(chain.api_url, pause=0.1, partial_every=25)
     writer, kills = run_stream_with_kills(chain, SEED, flusher)
 
     assert [kill.service for kill in kills] == list(ORDER)
     assert len(flusher.flushed) >= 5, f"too few flushes to mean anything: {flusher.flushed}"
-    wait_uploaded(chain)
-    store = S3Archive(s3.location(bucket))
-    inventory = audit(chain, store)
+    inventory = audit(chain)
     assert_stored_once(inventory, writer)
-    assert inventory.in_bucket, "no batch reached the bucket"
     assert assert_read_back(chain, writer.chunks) == 2 * CHUNKS_PER_CHANNEL * SAMPLES
 
 
 def test_hold_kill_each_service_in_turn(chain_factory) -> None:
     """Hold mode (the original's): writers wait on a frozen batch until /cleanbuf, while API,
-    logic and buffer are each killed twice; archives stay in the local folder."""
+    logic and buffer are each killed once; archives stay in the local folder."""
     chunk_bytes = len(plan(1, SAMPLES)[0].body())
     chain = chain_factory(max_size=250 * chunk_bytes, freeze_mode="hold")
     flusher = Flusher(chain.api_url, pause=0.1)
@@ -226,7 +217,7 @@ def test_buffer_killed_in_the_middle_of_a_flush_and_of_an_upload(
     while /cleanbuf moves a sealed batch's files into its archive folder (staging folder half
     filled), restarted, the batch flushed again, then killed while the uploader has put part of
     the batch in the bucket (no manifest there yet), and restarted: the upload resumes."""
-    chunks = plan(700, 16, seed=SEED + 2)  # 1,400 chunks
+    chunks = plan(550, 16, seed=SEED + 2)  # 1,100 chunks
     chain = chain_factory(
         max_size=500 * len(chunks[0].body()),  # sealed batches of about 500 files
         freeze_mode="rotate",
@@ -286,4 +277,4 @@ def test_buffer_killed_in_the_middle_of_a_flush_and_of_an_upload(
     inventory = audit(chain, store)
     assert_stored_once(inventory, writer)
     assert {where for places in inventory.places.values() for _, where in places} == {"bucket"}
-    assert assert_read_back(chain, chunks) == 1400 * 16
+    assert assert_read_back(chain, chunks) == 1100 * 16

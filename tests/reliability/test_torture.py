@@ -44,7 +44,7 @@ def test_32_writers_against_repeated_freezes_and_flushes(
         logic_workers=2,
     )
     writer = Writer(chain.api_url, chunks)
-    flusher = Flusher(chain.api_url, pause=flush_pause)
+    flusher = Flusher(chain.api_url, pause=flush_pause, partial_every=4)
     started = time.monotonic()
     stream = writer.start(writers=None)  # one writer per channel
     flushing = flusher.start()
