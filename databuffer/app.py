@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import ROUTES, BufferService, install_errors, route_label
+from databuffer.routes import ROUTES, BufferService, archive_store, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import UploadStateCollector, make_uploader
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         buckets=PAUSE_BUCKETS,
         registry=metrics.registry,
     )
+    archive = archive_store(settings)  # the local folder, and the bucket when configured
     storage = Storage(
         settings.data_root,
         settings.adm_root,
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log_max_bytes=settings.log_max_bytes,
         log_backups=settings.log_backups,
         on_pause=lambda batch, seconds: pause_per_batch.observe(seconds),
+        read_archived=archive.read_bytes,
     )
     metrics.add_collector(EventLogCollector(storage.log))
     metrics.add_collector(BufferStateCollector(storage))
@@ -153,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     uploader = make_uploader(settings, storage, metrics.registry)
     if uploader is not None:
         metrics.add_collector(UploadStateCollector(uploader))
-    buffer = BufferService(settings, storage, metrics, uploader)
+    buffer = BufferService(settings, storage, metrics, uploader, archive)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
 

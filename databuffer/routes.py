@@ -83,6 +83,7 @@ class BufferService:
         storage: Storage,
         metrics: ServiceMetrics,
         uploader: Uploader | None = None,
+        archive: ArchiveStore | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -93,7 +94,7 @@ class BufferService:
         self.readback = ReadBack(
             storage.spans_in_buffer,
             storage.channel_spans_in_buffer,
-            archive_store(settings),
+            archive if archive is not None else archive_store(settings),
             settings.max_read_seconds,
         )
         # The engine's threads are separate from anyio's default pool so reads stay responsive.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import threading
 import time
@@ -18,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from databuffer.archive import Archive, Hashes, hash_files
 from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
-from databuffer.batch import CurrentBatch
+from databuffer.batch import ArchivedChunk, CurrentBatch
 from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
 from databuffer.index import BatchIndex, Span
@@ -29,6 +32,7 @@ from databuffer.overview import ArchiveSummaries, RecentStrain, channel_summary,
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
 from databuffer.sealed import SEALED_ROOT, SealedBatch, SealedQueue
 from databuffer.state import FROZEN, STAT_FILE, STATE_FILE, BatchState, StatCache
+from glitchflow_archive import ArchiveError
 from glitchflow_core.chunk import Chunk
 
 LOG_FILE = "LogStream.json"
@@ -50,6 +54,10 @@ class Storage:
     on_pause : callable, optional
         Called with ``(batch, seconds)`` once per batch, when it stops being the batch being
         filled: how long writes were refused meanwhile (0 when they never were).
+    read_archived : callable, optional
+        ``read_archived(archive folder, file name) -> bytes`` reads an archived chunk file
+        wherever the archive keeps it (the bucket, once uploaded): how a repeated chunk whose
+        local copy went is compared when its bytes differ from the stored ones.
     """
 
     def __init__(
@@ -63,8 +71,10 @@ class Storage:
         log_backups: int = 5,
         clock: Callable[[], float] = time.time,
         on_pause: Callable[[int, float], None] | None = None,
+        read_archived: Callable[[str, str], bytes] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._read_archived = read_archived
         self.adm_dir = Path(adm_dir)
         self.log_dir = Path(log_dir)
         self.archive_dir = Path(archive_dir)
@@ -322,6 +332,8 @@ class Storage:
         with self._lock:
             result = self._batch.check(name, identity, data, chunk)
             renamed = self._renamed
+        if isinstance(result, ArchivedChunk):
+            return self._compare_archived(result, data, chunk)
         if result is not None:
             # The original write may not have made its rename durable yet.
             self._sync_data_dir(renamed)
@@ -349,6 +361,8 @@ class Storage:
             if not placed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+        if isinstance(result, ArchivedChunk):  # stored, archived and uploaded meanwhile
+            return self._compare_archived(result, data, chunk)
         # Acknowledged only once durable: our own rename, or the original one of a duplicate.
         self._sync_data_dir(renamed)
         if result.resp == "CREATED":
@@ -357,6 +371,46 @@ class Storage:
             else:
                 self._stat_cache.refresh_soon()
         return result
+
+    def _compare_archived(self, found: ArchivedChunk, data: bytes, chunk: Chunk) -> WriteResult:
+        """DUPLICATE or Conflict for a chunk an uploaded batch holds, its bytes read unlocked.
+
+        A retry sends the same bytes: their sha256 is the manifest's, and no read is needed
+        (the store may be down). Other bytes are compared with the stored file, read from
+        wherever the archive keeps it.
+
+        Raises
+        ------
+        Conflict
+            The stored chunk has other samples.
+        ArchiveFailed
+            The stored file cannot be read to compare (the store is unreachable).
+        """
+        stored = data if self._archived_sha256(found) == hashlib.sha256(data).hexdigest() else None
+        if stored is None:
+            if self._read_archived is None:
+                raise ArchiveFailed(f"archived chunk {found.name} is not held here to compare")
+            try:
+                stored = self._read_archived(found.archive, found.name)
+            except (ArchiveError, OSError) as exc:
+                detail = f"cannot read archived chunk {found.name} to compare: {exc}"
+                raise ArchiveFailed(detail) from exc
+        with self._lock:
+            return self._batch.duplicate_of(
+                found.name, stored, data, chunk, found.batch, found.archive
+            )
+
+    def _archived_sha256(self, found: ArchivedChunk) -> str | None:
+        """The sha256 the manifest of ``found``'s batch lists for it; None when unreadable."""
+        try:
+            manifest = self.archive.manifest(found.archive)
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        for entry in files if isinstance(files, list) else ():
+            if isinstance(entry, dict) and entry.get("name") == found.name:
+                return entry.get("sha256")
+        return None
 
     def _sync_data_dir(self, rename: int) -> None:
         """Make rename number ``rename`` durable before the write is acknowledged.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from seaweed import SeaweedS3
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
+
+if TYPE_CHECKING:
+    from seaweed import SeaweedS3
 
 
 def _layout() -> Layout:
@@ -53,7 +56,9 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[Stack, Layout]
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One ``weed mini`` for the session, started on first use, stopped after."""
+    """One ``weed mini`` (a real S3 server) for the session, stopped after; started on first use."""
+    from seaweed import SeaweedS3  # boto3 is imported only by the sessions that need it
+
     server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
     server.start()
     try:
@@ -72,5 +77,5 @@ def s3(seaweed: SeaweedS3) -> Iterator[SeaweedS3]:
 
 @pytest.fixture
 def bucket(s3: SeaweedS3) -> str:
-    """A fresh bucket: tests never see each other's batches."""
+    """A fresh bucket of the session's server."""
     return s3.new_bucket()
