@@ -11,9 +11,12 @@ on-disk format (`bench_status.write_chunks`: 64 samples, three channels, a gap e
   makes the freeze decision under the buffer's lock; durable, so an fsync each);
 - reads the buffer's resident memory (VmRSS) after start-up and after the calls.
 
-Prints medians, and for each figure how it grows from the smallest size to the largest.
+Prints medians, and for each figure how it grows from the smallest size to the largest. With
+``--baseline DIR`` (a checkout of another revision, e.g. ``git worktree add /tmp/base main``)
+that revision's buffer is started too, alternately with this one, on the same folder.
 
     .venv/bin/python bench/bench_scale.py [--sizes 1000 10000 100000] [--starts 3] [--requests 30]
+        [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ def chunk_writer(client: httpx.Client, api_url: str, count: int) -> Callable[[],
     return write
 
 
-def measure(count: int, starts: int, requests: int) -> dict[str, float]:
+def measure(count: int, starts: int, requests: int, baseline: Path | None) -> dict[str, float]:
     """Every figure for a folder of ``count`` chunks."""
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -103,14 +106,22 @@ def measure(count: int, starts: int, requests: int) -> dict[str, float]:
         print(f"{count:>8} chunks written in {time.perf_counter() - began:.1f} s", flush=True)
         layout = Layout("127.0.0.1", free_port(), free_port(), free_port())
         env = {"GLITCHFLOW_LOG_LEVEL": "WARNING"}
-        times = []
+        times: dict[str, list[float]] = {"buffer start-up s": []}
+        if baseline is not None:
+            times["baseline start-up s"] = []
         for _ in range(starts):
-            buffer = service_processes(layout, root, 10 * stored, env=env)[0]
-            try:
-                times.append(start_seconds(buffer))
-            finally:
-                buffer.stop()
-        figures["buffer start-up s"] = statistics.median(times)
+            for what in times:
+                buffer = service_processes(layout, root, 10 * stored, env=env)[0]
+                if what.startswith("baseline"):
+                    # -P: the baseline's packages, not the current folder's, come first.
+                    buffer.argv = [sys.executable, "-P", *buffer.argv[1:]]
+                    buffer.env = {**buffer.env, "PYTHONPATH": str(baseline)}
+                try:
+                    times[what].append(start_seconds(buffer))
+                finally:
+                    buffer.stop()
+        for what, seconds in times.items():
+            figures[what] = statistics.median(seconds)
         processes = service_processes(layout, root, 10 * stored, env=env)
         stack = Stack(processes)
         try:
@@ -144,8 +155,13 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--starts", type=int, default=3, help="buffer starts per size (median)")
     parser.add_argument("--requests", type=int, default=30, help="timed calls of each (median)")
+    parser.add_argument(
+        "--baseline", type=Path, help="a checkout of another revision, started alternately"
+    )
     args = parser.parse_args()
-    results = {count: measure(count, args.starts, args.requests) for count in args.sizes}
+    results = {
+        count: measure(count, args.starts, args.requests, args.baseline) for count in args.sizes
+    }
     first, last = args.sizes[0], args.sizes[-1]
     print()
     print(f"{'median':<28}" + "".join(f"{count:>12,}" for count in args.sizes) + "   growth")
