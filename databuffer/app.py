@@ -14,10 +14,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import ROUTES, BufferService, install_errors, route_label
+from databuffer.routes import ACCESS, ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import make_uploader
+from glitchflow_core.access import AccessMiddleware, require_decisions, service_gate
 from glitchflow_core.logs import RequestIdMiddleware
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Read from the environment when not given.
     """
     settings = settings if settings is not None else Settings()
+    require_decisions("databuffer", (route.path for route in ROUTES), ACCESS)
     metrics = ServiceMetrics()
     pause_per_batch = Histogram(
         "glitchflow_ingest_pause_per_batch_seconds",
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
+    gate = service_gate(buffer.tokens, settings.reader_token_set(), settings.status_needs_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -177,6 +180,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
+            Middleware(
+                AccessMiddleware,
+                gate=gate,
+                table=ACCESS,
+                methods={route.path: route.methods or () for route in ROUTES},
+                metrics=metrics,
+            ),
         ],
         lifespan=lifespan,
     )
