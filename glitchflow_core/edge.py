@@ -24,12 +24,16 @@ import orjson
 if TYPE_CHECKING:
     from flask import Flask
     from starlette.applications import Starlette
+    from starlette.types import Receive, Scope, Send
 
     from glitchflow_core.metrics import ServiceMetrics
 
 JSON_MEDIA = "application/json"
 ADMIN_BODY_LIMIT = 64 * 1024
 """Largest admin body (``/train``, ``/cleanbuf`` and their hops): a user and a message fit."""
+LINGER_BYTES = 4 * 1024 * 1024
+LINGER_SECONDS = 2.0
+"""How much more of a refused body an ASGI service reads and drops before it closes."""
 MAX_OFFSET = 2**62
 """Largest ``offset`` of a paged listing."""
 REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
@@ -441,11 +445,32 @@ def install_starlette(
 
     converters = [*also, (HTTPException, routing_error)]
 
+    class LingeringResponse(Response):
+        """The answer to a body refused before its end: sent at once, then up to `LINGER_BYTES`
+        more of the body are read and dropped, for at most `LINGER_SECONDS`, before the
+        connection closes. Closed at once, the unread bytes would make the kernel reset the
+        connection, and a client still sending could lose the answer with it."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.body, "more_body": True})
+            dropped = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LINGER_SECONDS):
+                    while dropped < LINGER_BYTES:
+                        message = await receive()
+                        if message["type"] != "http.request" or not message.get("more_body"):
+                            break
+                        dropped += len(message.get("body", b""))
+            await send({"type": "http.response.body", "body": b""})
+
     async def handle(request: Request, exc: Exception) -> Response:
         edge = exc if isinstance(exc, EdgeError) else _convert(exc, converters)
         _count(metrics, edge)
         status, body, headers = answer(edge)
-        return Response(body, status, headers, media_type=JSON_MEDIA)
+        kind = LingeringResponse if isinstance(edge, BodyRefused) else Response
+        return kind(body, status, headers, media_type=JSON_MEDIA)
 
     app.add_exception_handler(EdgeError, handle)
     for kind, _ in converters:
