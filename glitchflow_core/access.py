@@ -89,9 +89,10 @@ class Gate:
 def service_gate(
     service: tuple[str, ...], readers: tuple[str, ...], status_needs_token: bool
 ) -> Gate:
-    """The gate of the buffer and the logic: the service token writes and administers (when one
-    is set), reads need a service or reader token once either is set."""
-    read = Rule("reader", service + readers, protected=bool(service or readers))
+    """The gate of the buffer and the logic: once a service token is set, writes and admin calls
+    need it, reads need it or a reader token. Without one every call is open: the service
+    before it (the API, the logic) sends no token then, so reader tokens alone close nothing."""
+    read = Rule("reader", service + readers, protected=bool(service))
     write = Rule("service", service, readers, protected=bool(service))
     rules = {Access.WRITE: write, Access.ADMIN: write, Access.READ: read}
     if status_needs_token:

@@ -43,8 +43,9 @@ def test_service_gate_decides_by_class_and_token(
             gate.check(access, bearer(token))
 
 
-def test_service_gate_without_tokens_is_open_and_status_can_be_closed() -> None:
-    open_gate = service_gate((), (), status_needs_token=True)
+def test_service_gate_without_a_service_token_is_open_and_status_can_be_closed() -> None:
+    # Reader tokens alone close nothing: the service in front sends no token then.
+    open_gate = service_gate((), (READER,), status_needs_token=True)
     for access in Access:
         open_gate.check(access, None)
     closed = service_gate((SERVICE,), (READER,), status_needs_token=True)
