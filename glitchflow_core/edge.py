@@ -94,7 +94,8 @@ class InvalidInput(EdgeError, ValueError):
 
 class BodyRefused(InvalidInput):
     """A body refused before it was read to its end: the answer closes the connection, so the
-    server reads no more of it (kept open, it would read and discard the rest first)."""
+    server does not read the rest (kept open, it would read and drop it all first); on the ASGI
+    services a little more is dropped before the close (`install_starlette`)."""
 
     def headers(self) -> dict[str, str]:
         return {**super().headers(), "Connection": "close"}
