@@ -14,10 +14,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import ROUTES, BufferService, archive_store, install_errors, route_label
+from databuffer.routes import (
+    ACCESS,
+    ROUTES,
+    BufferService,
+    archive_store,
+    install_errors,
+    route_label,
+)
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import UploadStateCollector, make_uploader
+from glitchflow_core.access import AccessMiddleware, require_decisions, service_gate
 from glitchflow_core.logs import install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
@@ -131,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Read from the environment when not given.
     """
     settings = settings if settings is not None else Settings()
+    require_decisions("databuffer", (route.path for route in ROUTES), ACCESS)
     metrics = ServiceMetrics()
     pause_per_batch = Histogram(
         "glitchflow_ingest_pause_per_batch_seconds",
@@ -158,6 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     buffer = BufferService(settings, storage, metrics, uploader, archive)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
+    gate = service_gate(buffer.tokens, settings.reader_token_set(), settings.status_needs_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -178,7 +188,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
+            Middleware(
+                AccessMiddleware,
+                gate=gate,
+                table=ACCESS,
+                methods={route.path: route.methods or () for route in ROUTES},
+                metrics=metrics,
+            ),
+        ],
         lifespan=lifespan,
     )
     install_errors(app, settings, metrics)

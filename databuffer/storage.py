@@ -89,6 +89,8 @@ class Storage:
         self._renamed = 0  # renames into the data folder so far
         self._synced = 0  # renames made durable by an fsync of the folder
         self._closed = False
+        # Free bytes on the data volume when the last write found none (None: it did not).
+        self._disk_full_free: int | None = None
         self._stat_cache = StatCache(self.adm_dir / STAT_FILE, lambda: self.stat().as_json())
         self._batch = CurrentBatch(
             self.adm_dir / STATE_FILE,
@@ -341,16 +343,18 @@ class Storage:
         try:
             tmp = write_temp(self.data_dir, data, "chunk", drop_cache=True)
         except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                self.log.append("disk_full", file=name)
-                raise DiskFull(f"no space left writing {name}") from exc
+            self._raise_if_disk_full(exc, name)
             raise
         placed = False
         try:
             with self._lock:
                 result = self._batch.check(name, identity, data, chunk)
                 if result is None:
-                    os.replace(tmp, self.data_dir / name)
+                    try:
+                        os.replace(tmp, self.data_dir / name)
+                    except OSError as exc:  # a folder that must grow to take one more name
+                        self._raise_if_disk_full(exc, name)
+                        raise
                     placed = True
                     self._renamed += 1
                     result = self._batch.add(
@@ -366,6 +370,7 @@ class Storage:
         # Acknowledged only once durable: our own rename, or the original one of a duplicate.
         self._sync_data_dir(renamed)
         if result.resp == "CREATED":
+            self._disk_full_free = None
             if result.frozen:
                 self._stat_cache.refresh()
             else:
@@ -410,6 +415,37 @@ class Storage:
         for entry in files if isinstance(files, list) else ():
             if isinstance(entry, dict) and entry.get("name") == found.name:
                 return entry.get("sha256")
+        return None
+
+    def _raise_if_disk_full(self, exc: OSError, name: str) -> None:
+        """Raise `DiskFull` for a write that found no space (nothing of it was kept)."""
+        if exc.errno not in _DISK_FULL:
+            return
+        self._disk_full_free = self._free_space()[0]
+        self.log.append("disk_full", file=name)
+        raise DiskFull(f"no space left writing {name}") from exc
+
+    def _free_space(self) -> tuple[int, int]:
+        """Bytes and inodes an unprivileged writer may still take on the data folder's volume."""
+        vfs = os.statvfs(self.data_dir)
+        inodes = vfs.f_favail if vfs.f_files else -1  # -1: the volume does not count inodes
+        return vfs.f_bavail * vfs.f_frsize, inodes
+
+    def space_problem(self, needed: int) -> str | None:
+        """Why the data folder's volume cannot take a chunk of ``needed`` bytes now, or None.
+
+        It cannot when it has fewer bytes free, no inode free, or when the last write found no
+        space left (a quota, reserved blocks) and a chunk's worth has not been freed since; a
+        write that succeeds clears that.
+        """
+        free, inodes = self._free_space()
+        if free < needed:
+            return f"{free} bytes free on the data volume, less than a chunk may take ({needed})"
+        if inodes == 0:
+            return "no inode free on the data volume"
+        failed_at = self._disk_full_free
+        if failed_at is not None and free < failed_at + needed:
+            return "the last write found no space left, and no chunk's worth was freed since"
         return None
 
     def _sync_data_dir(self, rename: int) -> None:

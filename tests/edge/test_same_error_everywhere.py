@@ -156,7 +156,7 @@ CASES = [
         pytest.param(
             "GET",
             "listing",
-            {"params": {name: raw}},
+            {"params": {name: raw}, "headers": AUTH},
             422,
             invalid(name, f"must be an integer from 0 to {maximum}"),
             id=f"{name}-{label}",
