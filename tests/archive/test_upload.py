@@ -206,4 +206,5 @@ def test_a_batch_archived_while_running_is_found_and_resubmitting_it_changes_not
     wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
     # A repeated flush of the batch (it names its batch id) submits it again: nothing to do.
     assert uploader.submit(name)["state"] == UPLOADED_STATE
-    assert uploader.status()["pending"] == 0
+    # "uploaded" is said once the marker is written, a moment before the job leaves the queue.
+    wait_for(lambda: uploader.status()["pending"] == 0)
