@@ -333,7 +333,7 @@ async def batch_results(
     ctx = context(request)
     ctx.tokens.require_admin(authorization)
     payload = await _admin_body(request, BatchResults)
-    body = payload.model_dump(mode="json", exclude_none=True)
+    body = payload.model_dump(mode="json", exclude_unset=True, exclude_none=True)
     upstream = await client(request).request("POST", f"/batches/{batch}/results", json=body)
     doc = _doc(upstream)
     if upstream.status_code == 404 and isinstance(doc.get("resp"), str):
