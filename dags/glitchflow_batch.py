@@ -6,8 +6,9 @@ ingestion resumes while the batch is exported (``glitchflow export``) and traine
 train-ref`` or the operator's trainer); ``record`` posts the batch's results (dataset, counts,
 model, the report's windows, flagged windows and top candidates) to the API's
 ``POST /batches/{batch}/results``, which keeps them beside the batch's manifest (idempotent: a
-retry replaces them), and keeps the whole summary in XCom. ``GLITCHFLOW_RUNNER`` chooses where export and training run: ``local``
-(subprocesses of the project's CLI in the worker) or ``kubernetes`` (pods). The API's address and
+retry replaces them), and keeps the whole summary in XCom. ``GLITCHFLOW_RUNNER`` chooses where
+export and training run: ``local`` (subprocesses of the project's CLI in the worker) or
+``kubernetes`` (pods). The API's address and
 token come from the Airflow connection ``glitchflow_api``. Settings: docs/AIRFLOW.md.
 """
 

@@ -51,8 +51,16 @@ async def test_results_of_a_batch_not_archived_relay_the_404(
         ("/batches/3/results", {**RESULTS, "dag_run_id": ""}, "dag_run_id"),
         ("/batches/3/results", {"dataset": "/x.h5"}, "dag_run_id"),
         ("/batches/3/results", {**RESULTS, "extra": 1}, "extra"),
-        ("/batches/3/results", {**RESULTS, "report": {"windows": -1, "flagged": 0}}, "report.windows"),
-        ("/batches/3/results", {**RESULTS, "report": {"windows": 1, "flagged": 0, "top": [{}] * 21}}, "report.top"),
+        (
+            "/batches/3/results",
+            {**RESULTS, "report": {"windows": -1, "flagged": 0}},
+            "report.windows",
+        ),
+        (
+            "/batches/3/results",
+            {**RESULTS, "report": {"windows": 1, "flagged": 0, "top": [{}] * 21}},
+            "report.top",
+        ),
         ("/batches/0/results", RESULTS, "batch"),
         ("/batches/x/results", RESULTS, "batch"),
     ],

@@ -1,4 +1,4 @@
-"""``POST /batches/{batch}/results``: what became of an archived batch, recorded beside its manifest."""
+"""``POST /batches/{batch}/results``: what became of an archived batch, beside its manifest."""
 
 from __future__ import annotations
 
@@ -115,7 +115,9 @@ async def test_bad_results_bodies_are_refused_and_nothing_is_written(
     client: httpx.AsyncClient, content: bytes, headers: dict[str, str], status: int, field: str
 ) -> None:
     flushed = await archived_batch(client)
-    answer = await client.post(f"/batches/{flushed['batch']}/results", content=content, headers=headers)
+    answer = await client.post(
+        f"/batches/{flushed['batch']}/results", content=content, headers=headers
+    )
     assert answer.status_code == status
     assert answer.json()["detail"]["field"] == field
     assert not (archive_root(client) / str(flushed["archive"]) / "results.json").exists()

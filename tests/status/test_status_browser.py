@@ -175,7 +175,7 @@ def test_archived_batch_shows_the_results_recorded_for_it(stack_factory, sender,
     page = watched.page
     open_page(page, f"{layout.api_url}/dspage")
     archived = page.locator("table tbody tr", has_text=flushed.json()["archive"])
-    assert "-" == archived.locator("td").last.text_content()
+    assert archived.locator("td").last.text_content() == "-"
     results = {
         "dag_run_id": "manual__1",
         "dataset": f"/datasets/{flushed.json()['archive']}/dataset.h5",
