@@ -346,6 +346,10 @@ class ChannelsAnswer(BaseModel):
     channels: list[ChannelSpan]
 
 
+MAX_COUNT = 2**53 - 1
+"""Largest count a results record takes: JSON's largest safe integer, exact in every client."""
+
+
 class TopCandidate(BaseModel):
     """One glitch candidate of the trainer's report: the loudest tile of a window it flagged."""
 
@@ -362,15 +366,17 @@ class ReportSummary(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    windows: int = Field(ge=0, description="Windows scored.")
-    flagged: int = Field(ge=0, description="Windows the model flags as unusual.")
+    windows: int = Field(ge=0, le=MAX_COUNT, description="Windows scored.")
+    flagged: int = Field(ge=0, le=MAX_COUNT, description="Windows the model flags as unusual.")
     channels: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100
     )
     top: list[TopCandidate] = Field(
         default_factory=list, max_length=20, description="Top candidates, highest score first."
     )
-    skipped_segments: int | None = Field(None, ge=0, description="Segments too short to score.")
+    skipped_segments: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="Segments too short to score."
+    )
     trained_at: str | None = Field(None, max_length=64, description="UTC, ISO 8601.")
 
 
@@ -408,9 +414,11 @@ class BatchResults(BaseModel):
 
     dag_run_id: str = Field(min_length=1, max_length=250, description="The Airflow run.")
     dataset: PathText | None = Field(None, description="The HDF5 dataset exported from the batch.")
-    dataset_bytes: int | None = Field(None, ge=0)
-    files: int | None = Field(None, ge=0, description="Chunk files in the batch.")
-    bytes: int | None = Field(None, ge=0, description="Bytes of chunk files in the batch.")
+    dataset_bytes: int | None = Field(None, ge=0, le=MAX_COUNT)
+    files: int | None = Field(None, ge=0, le=MAX_COUNT, description="Chunk files in the batch.")
+    bytes: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="Bytes of chunk files in the batch."
+    )
     model: PathText | None = Field(None, description="The trained model file.")
     report_path: PathText | None = Field(None, description="The trainer's full report.")
     report: ReportSummary | None = None

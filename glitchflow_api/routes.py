@@ -144,9 +144,28 @@ def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
         "security": BEARER,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_defs(model.model_json_schema())}},
         },
     }
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its nested models written in place: a ``#/$defs/...`` reference would be
+    read from the root of the OpenAPI document, where there is no ``$defs``."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return inline({**defs[ref.removeprefix("#/$defs/")], **rest})
+        return {key: inline(value) for key, value in node.items()}
+
+    return inline(schema)
 
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
