@@ -27,6 +27,8 @@ from airflow_harness import Airflow, connection_uri
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
+    # The run's own bound is the driver's 400 s; a loaded machine needs more than the default 300.
+    pytest.mark.timeout(600),
     # gwpy 4.1 still reads astropy's COPY_IF_NEEDED, which astropy 8 deprecates; nothing of ours.
     pytest.mark.filterwarnings(
         "ignore:COPY_IF_NEEDED is no longer needed"
