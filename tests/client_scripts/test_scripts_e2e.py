@@ -77,7 +77,7 @@ def test_help_documents_every_option_url_and_token(script):
     long = run(script, "--help", url="http://127.0.0.1:1")
     assert long.returncode == 0 and long.stdout == short.stdout
     usage, _, rest = long.stdout.partition("\n")
-    options = re.findall(r"\[(-[-\w]+)", usage)
+    options = re.findall(r"(?:\[|\s)(-[-\w]+)", usage)  # [-x] optional, -x required
     assert options[:2] == ["-h", "--url"]
     documented = re.findall(r"^  (-[-\w]+)", rest, flags=re.MULTILINE)
     assert sorted(documented) == sorted(options)
