@@ -23,11 +23,12 @@ import pytest
 from glitchflow_stack.airflow import processes_with
 from glitchflow_stack.supervisor import ManagedProcess, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
 T = TypeVar("T")
 CYCLE_TIMEOUT = 400.0
 """Seconds for Airflow to start (~25 s alone, more on a busy machine) and one cycle to finish."""
+
+# Airflow's start and the cycle have their own bound: the default 300 s would cut it short.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2 * CYCLE_TIMEOUT)]
 
 
 def admin_headers(url: str, airflow_home: Path) -> dict[str, str]:
