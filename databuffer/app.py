@@ -17,8 +17,8 @@ from databuffer.eventlog import EventLog
 from databuffer.routes import ROUTES, BufferService, install_errors, route_label
 from databuffer.settings import Settings
 from databuffer.storage import Storage
-from databuffer.upload import make_uploader
-from glitchflow_core.logs import RequestIdMiddleware
+from databuffer.upload import UploadStateCollector, make_uploader
+from glitchflow_core.logs import install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
 logger = logging.getLogger("databuffer")
@@ -150,7 +150,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics.add_collector(EventLogCollector(storage.log))
     metrics.add_collector(BufferStateCollector(storage))
     metrics.add_collector(IngestPauseCollector(storage))
-    uploader = make_uploader(settings, storage)
+    uploader = make_uploader(settings, storage, metrics.registry)
+    if uploader is not None:
+        metrics.add_collector(UploadStateCollector(uploader))
     buffer = BufferService(settings, storage, metrics, uploader)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
@@ -174,13 +176,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
-        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics, label=route_label)],
         lifespan=lifespan,
     )
     install_errors(app, settings, metrics)
+    install_request_id(app)
     app.state.service = buffer
     app.state.storage = storage
     app.state.settings = settings

@@ -327,11 +327,29 @@ async def channels(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    """What the status page shows: counters, state, channels, rate, archives, a page of chunks."""
+    """What the status page shows: counters, state, the sealed queue and ingest pause, channels,
+    rate, archives (with their upload states) and the object store, a page of chunks."""
     limit = query_int(request, "limit", STATUS_DEFAULT_LIMIT, STATUS_MAX_LIMIT)
     offset = query_int(request, "offset", 0, MAX_OFFSET)
-    doc = await anyio.to_thread.run_sync(service(request).storage.overview, limit, offset)
+    svc = service(request)
+    doc = await anyio.to_thread.run_sync(svc.storage.overview, limit, offset)
+    doc["archive_store"] = None
+    if svc.uploader is not None:
+        doc["archive_store"] = svc.uploader.status()
+        doc["archives"]["items"] = await anyio.to_thread.run_sync(
+            with_upload_states, svc.uploader, doc["archives"]["items"]
+        )
     return JSONResponse(doc)
+
+
+def with_upload_states(uploader: Uploader, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Archive summaries (cached: copied, never changed) with their ``upload`` state."""
+    return [
+        {**summary, "upload": uploader.batch_state(summary["archive"])}
+        if isinstance(summary.get("archive"), str)
+        else summary
+        for summary in summaries
+    ]
 
 
 async def batches(request: Request) -> Response:

@@ -155,6 +155,11 @@ class Storage:
             newest = [index.newest for _, index in indexes]
             entries = batch.index.entries(max(limit, 0), offset)
             rate = batch.rate.as_json()
+            sealed = [
+                {**held.summary(), "waiting_s": round(max(0.0, now - held.sealed_at), 3)}
+                for held in batch.sealed
+            ]
+            pause = self._pause_locked()
         for summary, span in zip(channels, newest, strict=True):
             if span is not None:
                 samples = round((span.end - span.start) / span.dt)
@@ -167,6 +172,8 @@ class Storage:
             "state": state.as_json(),
             "frozen_for_s": None if frozen_at is None else max(0.0, now - frozen_at),
             "rate": rate,
+            "sealed": sealed,
+            "ingest_pause": pause,
             "channels": channels,
             "chunks": {
                 "items": chunk_entries(entries),
@@ -256,20 +263,25 @@ class Storage:
         lists) and the ingest pause (seconds writes were refused) per batch."""
         with self._lock:
             batch = self._batch
-            paused = batch.pause_now()
             return {
                 **batch.state.as_json(),
                 "sealed": [sealed.summary() for sealed in batch.sealed],
-                "ingest_pause": {
-                    "paused": batch.state.dstatus == FROZEN,
-                    "current_seconds": round(paused, 3),
-                    "total_seconds": round(batch.pause_total + paused, 3),
-                    "batches": [
-                        {"batch": number, "seconds": round(seconds, 3)}
-                        for number, seconds in reversed(batch.pauses)
-                    ],
-                },
+                "ingest_pause": self._pause_locked(),
             }
+
+    def _pause_locked(self) -> dict[str, Any]:
+        """The ingest pause: refused now or not, the current pause, the total, per batch."""
+        batch = self._batch
+        paused = batch.pause_now()
+        return {
+            "paused": batch.state.dstatus == FROZEN,
+            "current_seconds": round(paused, 3),
+            "total_seconds": round(batch.pause_total + paused, 3),
+            "batches": [
+                {"batch": number, "seconds": round(seconds, 3)}
+                for number, seconds in reversed(batch.pauses)
+            ],
+        }
 
     def pause_seconds(self) -> tuple[float, bool]:
         """Seconds writes were refused since start-up (the current freeze included), and

@@ -19,7 +19,7 @@ from glitchflow_api.settings import Settings
 from glitchflow_api.status import router as status_router
 from glitchflow_api.upstream import LogicClient
 from glitchflow_core.edge import install_fastapi
-from glitchflow_core.logs import RequestIdMiddleware, configure_logging
+from glitchflow_core.logs import configure_logging, install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics
 
 SERVICE = "glitchflow_api"
@@ -66,7 +66,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(status_router)
     app.add_middleware(MetricsMiddleware, metrics=ctx.metrics, label=route_label)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, the id is set for all
+    install_request_id(app)  # outermost, around Starlette's own error middleware too
     install_fastapi(app, ctx.metrics)
     app.openapi = lambda: document(app, settings)  # type: ignore[method-assign]
     return app

@@ -315,7 +315,8 @@ def install_starlette(
     metrics: ServiceMetrics | None,
     also: Iterable[tuple[type[Exception], Callable[[Exception], EdgeError]]] = (),
 ) -> None:
-    """Answer `EdgeError` (and the ``also`` exceptions, converted) in a Starlette app."""
+    """Answer `EdgeError` (and the ``also`` exceptions, converted) in a Starlette app; any other
+    exception 500 ``{"resp": "INTERNAL_SERVER_ERROR"}``, as Flask answers it."""
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import Response
@@ -332,9 +333,17 @@ def install_starlette(
         status, body, headers = answer(edge)
         return Response(body, status, headers, media_type=JSON_MEDIA)
 
+    async def handle_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware calls this, outside every other middleware, and
+        # raises ``exc`` again afterwards (the server logs it too, without the request id).
+        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        status, body, headers = answer(http_error(500))
+        return Response(body, status, headers, media_type=JSON_MEDIA)
+
     app.add_exception_handler(EdgeError, handle)
     for kind, _ in converters:
         app.add_exception_handler(kind, handle)
+    app.add_exception_handler(Exception, handle_unexpected)
 
 
 def _convert(

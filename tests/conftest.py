@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: the real stack on loopback."""
+"""Fixtures shared by every test folder: the real stack on loopback, a real S3 server."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from seaweed import SeaweedS3
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
 
@@ -48,3 +49,28 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[Stack, Layout]
     yield start
     for stack in reversed(started):
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One ``weed mini`` for the session, started on first use, stopped after."""
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(seaweed: SeaweedS3) -> Iterator[SeaweedS3]:
+    """The session's server, running (a fault test may have stopped it)."""
+    seaweed.ensure_running()
+    yield seaweed
+    seaweed.ensure_running()
+
+
+@pytest.fixture
+def bucket(s3: SeaweedS3) -> str:
+    """A fresh bucket: tests never see each other's batches."""
+    return s3.new_bucket()
