@@ -3,9 +3,12 @@
 ``wait_for_frozen`` pokes the API's ``POST /train`` in reschedule mode (no worker slot held while
 waiting) until it answers ``FROZEN``; ``flush`` sends ``/cleanbuf`` for that batch right away, so
 ingestion resumes while the batch is exported (``glitchflow export``) and trained on (``glitchflow
-train-ref`` or the operator's trainer); ``record`` keeps the batch id, paths, counts and the
-trainer's report in XCom. ``GLITCHFLOW_RUNNER`` chooses where export and training run: ``local``
-(subprocesses of the project's CLI in the worker) or ``kubernetes`` (pods). The API's address and
+train-ref`` or the operator's trainer); ``record`` posts the batch's results (dataset, counts,
+model, the report's windows, flagged windows and top candidates) to the API's
+``POST /batches/{batch}/results``, which keeps them beside the batch's manifest (idempotent: a
+retry replaces them), and keeps the whole summary in XCom. ``GLITCHFLOW_RUNNER`` chooses where
+export and training run: ``local`` (subprocesses of the project's CLI in the worker) or
+``kubernetes`` (pods). The API's address and
 token come from the Airflow connection ``glitchflow_api``. Settings: docs/AIRFLOW.md.
 """
 
@@ -77,8 +80,11 @@ def train(exported: dict[str, Any]) -> dict[str, Any]:
 def record(
     flushed: dict[str, Any], paths: dict[str, Any], trained: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The batch in one XCom: id, archive, counts, dataset, model and the trainer's report."""
+    """Record the batch's results through the API; the whole summary (id, archive, counts,
+    dataset, model, the trainer's report) in one XCom."""
     import logging
+
+    from glitchflow_dags import api
 
     # Local runner: ``trained`` is train's answer (report path and report); Kubernetes: it is the
     # report itself, from the train pod's XCom sidecar, and the paths are the pods' paths.
@@ -92,8 +98,19 @@ def record(
         "report_path": (trained or {}).get("report_path", f"{paths['model_dir']}/report.json"),
         "report": (trained or {}).get("report", trained),
     }
-    logging.getLogger(__name__).info("batch %s trained: %s", summary["batch"], summary)
-    return summary
+    log = logging.getLogger(__name__)
+    log.info("batch %s trained: %s", summary["batch"], summary)
+    if summary["batch"] is None:
+        log.warning("the API named no batch id: results kept in XCom only")
+        return summary
+    run_id = get_current_context()["run_id"]
+    recorded = api.record_results(
+        summary["batch"],
+        api.results_body(run_id, summary),
+        conn_id=CONN_ID,
+        timeout=SETTINGS.api_timeout,
+    )
+    return {**summary, "recorded_at": recorded.get("results", {}).get("recorded_at")}
 
 
 @dag(

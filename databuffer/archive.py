@@ -27,6 +27,7 @@ from databuffer.index import BatchIndex
 from databuffer.naming import parse_filename
 from databuffer.results import FlushResult
 from databuffer.state import FROZEN, BatchState
+from glitchflow_archive import RESULTS
 
 logger = logging.getLogger("databuffer.archive")
 
@@ -102,15 +103,52 @@ class Archive:
         return orjson.loads((self.root / folder / MANIFEST).read_bytes())
 
     def manifests(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """One page of manifests, newest first (an unreadable one says so), and the total."""
+        """One page of manifests, newest first (an unreadable one says so), and the total; each
+        with the ``results`` recorded for its batch (`results`, null when none are)."""
         folders = self.folders()
         page = []
         for folder in folders[offset : offset + limit] if limit > 0 else []:
             try:
-                page.append(self.manifest(folder))
+                manifest = self.manifest(folder)
             except (OSError, orjson.JSONDecodeError) as exc:
-                page.append({"archive": folder, "error": f"manifest unreadable: {exc}"})
+                manifest = {"archive": folder, "error": f"manifest unreadable: {exc}"}
+            if isinstance(manifest, dict):
+                manifest["results"] = self.results(folder)
+            page.append(manifest)
         return page, len(folders)
+
+    def results(self, folder: str) -> dict[str, Any] | None:
+        """The results recorded for the batch in ``folder`` (`record_results`); None when none
+        are recorded, or when the file cannot be read (logged)."""
+        try:
+            doc = orjson.loads((self.root / folder / RESULTS).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, orjson.JSONDecodeError) as exc:
+            logger.warning("unreadable %s in %s: %s", RESULTS, folder, exc)
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def record_results(
+        self, batch: int, results: dict[str, Any], now: float
+    ) -> tuple[str, dict[str, Any], bool] | None:
+        """Write ``results`` as ``results.json`` of archived ``batch``, atomically and durably;
+        a later record replaces it. None when ``batch`` is not archived.
+
+        Returns
+        -------
+        tuple
+            The archive folder, the record as written (``results`` with ``batch``, ``archive``
+            and ``recorded_at``), and whether it replaced an earlier one.
+        """
+        folder = self.folder_of(batch)
+        if folder is None:
+            return None
+        path = self.root / folder / RESULTS
+        replaced = path.exists()
+        record = {**results, "batch": batch, "archive": folder, "recorded_at": utc_iso(now)}
+        atomic_write(path, orjson.dumps(record))
+        return folder, record, replaced
 
     def flushed(self, batch: int) -> FlushResult | None:
         """What the flush of ``batch`` archived, from its manifest; None when not archived.

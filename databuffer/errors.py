@@ -50,6 +50,29 @@ class UnknownBatch(StorageError):
         self.detail = detail
 
 
+class NotArchived(StorageError):
+    """Raised when results are recorded for a batch that is not archived yet (the batch being
+    filled, or a sealed one waiting for its flush)."""
+
+    reason = "NOT_ARCHIVED"
+
+    def __init__(self, batch: int, detail: str) -> None:
+        super().__init__(detail)
+        self.batch = batch
+        self.detail = detail
+
+
+class ArchiveStoreUnavailable(StorageError):
+    """Raised when the results of a batch already uploaded could not be put into the object
+    store (the local copy is written); worth retrying."""
+
+    reason = "ARCHIVE_STORE_UNAVAILABLE"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class ArchiveFailed(StorageError):
     """Raised when a flush could not archive the batch (everything was rolled back), or when the
     archive of a batch flushed before has no readable manifest (nothing was changed)."""

@@ -20,6 +20,7 @@ import orjson
 from databuffer.archive import MANIFEST, Archive
 from databuffer.index import ChannelIndex
 from databuffer.naming import parse_filename
+from glitchflow_archive import RESULTS
 from glitchflow_core.chunk import ChunkError, parse_chunk
 
 logger = logging.getLogger("databuffer.overview")
@@ -143,8 +144,11 @@ class RecentStrain:
         return preview
 
 
-def archive_summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A manifest without its file list: counts, times, channel spans and recorded results."""
+def archive_summary(
+    manifest: dict[str, Any], recorded: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A manifest without its file list: counts, times, channel spans, and the results
+    ``recorded`` for the batch (``results.json``: dataset, counts, the trainer's summary)."""
     channels = manifest.get("channels") if isinstance(manifest.get("channels"), dict) else {}
     summary = {
         key: manifest.get(key)
@@ -162,15 +166,17 @@ def archive_summary(manifest: dict[str, Any]) -> dict[str, Any]:
         if isinstance(info, dict)
     }
     summary["results"] = {key: manifest[key] for key in RESULT_KEYS if key in manifest}
+    summary["results"].update(recorded or {})
     return summary
 
 
 class ArchiveSummaries:
-    """`archive_summary` of the newest archives, re-read only when a manifest changes."""
+    """`archive_summary` of the newest archives, re-read only when a manifest or the batch's
+    recorded results change."""
 
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
-        self._cache: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def newest(self, limit: int = ARCHIVES_SHOWN) -> tuple[list[dict[str, Any]], int]:
@@ -185,14 +191,23 @@ class ArchiveSummaries:
     def _summary(self, folder: str) -> dict[str, Any]:
         path = self.archive.root / folder / MANIFEST
         try:
-            mtime = path.stat().st_mtime_ns
+            mtime = (path.stat().st_mtime_ns, _mtime(self.archive.root / folder / RESULTS))
             with self._lock:
                 cached = self._cache.get(folder)
             if cached is not None and cached[0] == mtime:
                 return cached[1]
-            summary = archive_summary(orjson.loads(path.read_bytes()))
+            recorded = self.archive.results(folder) if mtime[1] else None
+            summary = archive_summary(orjson.loads(path.read_bytes()), recorded)
         except (OSError, orjson.JSONDecodeError) as exc:
             return {"archive": folder, "error": f"manifest unreadable: {exc}"}
         with self._lock:
             self._cache[folder] = (mtime, summary)
         return summary
+
+
+def _mtime(path: Path) -> int:
+    """Modification time of ``path`` in ns; 0 when it is not there."""
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0

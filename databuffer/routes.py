@@ -17,10 +17,12 @@ from starlette.types import Scope
 
 from databuffer.errors import (
     ArchiveFailed,
+    ArchiveStoreUnavailable,
     Busy,
     Conflict,
     DiskFull,
     Frozen,
+    NotArchived,
     NotFrozen,
     StorageError,
     UnknownBatch,
@@ -111,6 +113,22 @@ class BufferService:
         return self.storage.write(
             chunk, freeze_at=freeze_at, max_age=max_age, body=body, max_sealed=max_sealed
         )
+
+    def record_results(self, batch: int, results: dict[str, Any]) -> dict[str, Any]:
+        """Record ``results`` for archived ``batch`` (runs in a worker thread): locally, and in
+        the bucket when the batch is already uploaded there; the answer."""
+        folder, record, replaced = self.storage.record_results(batch, results)
+        bucket = None
+        if self.uploader is not None:
+            bucket = self.uploader.put_results(folder, orjson.dumps(record))
+        return {
+            "resp": "RECORDED",
+            "batch": batch,
+            "archive": folder,
+            "replaced": replaced,
+            "bucket": bucket,
+            "results": record,
+        }
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
@@ -408,6 +426,17 @@ async def clean_all(request: Request) -> Response:
     return JSONResponse(answer)
 
 
+async def batch_results(request: Request) -> Response:
+    """Record what became of an archived batch (dataset, counts, model, report summary) beside
+    its manifest; a repeat replaces the record."""
+    svc = service(request)
+    doc = await admin_json(request, empty_ok=False)
+    batch = request.path_params["batch"]
+    answer = await anyio.to_thread.run_sync(svc.record_results, batch, doc)
+    logger.info("batch results recorded", extra={"batch": batch, "archive": answer["archive"]})
+    return JSONResponse(answer)
+
+
 async def healthz(request: Request) -> Response:
     """Alive."""
     return JSONResponse({"resp": "OK"})
@@ -456,6 +485,7 @@ ROUTES = [
     Route("/spans", spans, methods=["GET"]),
     Route("/upddsc", upd_dsc, methods=["POST"]),
     Route("/cleanall", clean_all, methods=["POST"]),
+    Route("/batches/{batch:int}/results", batch_results, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
@@ -469,6 +499,7 @@ ACCESS: dict[str, Access] = {
     "/dumpLogF": Access.READ,
     "/channels": Access.READ,
     "/batches": Access.READ,
+    "/batches/{batch:int}/results": Access.ADMIN,
     "/data": Access.READ,
     "/spans": Access.READ,
     "/stat": Access.STATUS,
@@ -490,6 +521,8 @@ STORAGE_ANSWERS: dict[type[StorageError], tuple[int, bool]] = {
     Conflict: (409, False),
     NotFrozen: (409, False),
     UnknownBatch: (404, False),
+    NotArchived: (404, False),
+    ArchiveStoreUnavailable: (503, True),
     ArchiveFailed: (500, False),
     DiskFull: (507, False),
     StorageError: (500, False),
@@ -540,4 +573,7 @@ def install_errors(app: Starlette, settings: Settings, metrics: ServiceMetrics) 
 def route_label(scope: Scope) -> str:
     """The metrics label of a request: its path when it is one of ours, else ``other``."""
     path = scope["path"]
-    return path if path in KNOWN_PATHS else "other"
+    if path in KNOWN_PATHS:
+        return path
+    route = next((r for r in ROUTES if r.path_regex.match(path)), None)
+    return route.path if route is not None else "other"

@@ -24,7 +24,7 @@ import orjson
 from databuffer.archive import Archive, Hashes, hash_files
 from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import ArchivedChunk, CurrentBatch
-from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
+from databuffer.errors import ArchiveFailed, DiskFull, NotArchived, NotFrozen, UnknownBatch
 from databuffer.eventlog import EventLog
 from databuffer.index import BatchIndex, Span
 from databuffer.naming import ChunkIdentity, chunk_filename
@@ -230,8 +230,36 @@ class Storage:
             return self._batch.index.newest_ends()
 
     def batches(self, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        """Manifests of archived batches, newest first, one page, and the total."""
+        """Manifests of archived batches, newest first, one page, and the total; each with the
+        ``results`` recorded for it (null when none are)."""
         return self.archive.manifests(limit, offset)
+
+    def record_results(
+        self, batch: int, results: dict[str, Any]
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Record what became of archived ``batch`` (export, training) beside its manifest.
+
+        An archived folder never changes but for this file, so no lock is held while it is
+        written; a repeat replaces the record (`Archive.record_results`).
+
+        Raises
+        ------
+        NotArchived
+            ``batch`` is the batch being filled or a sealed one not flushed yet.
+        UnknownBatch
+            ``batch`` never existed.
+        """
+        recorded = self.archive.record_results(batch, results, self._batch.clock())
+        if recorded is not None:
+            self.log.append("results", batch=batch, archive=recorded[0], replaced=recorded[2])
+            return recorded
+        with self._lock:
+            current = self._batch.state.batch
+            sealed = self._batch.sealed.get(batch) is not None
+        if sealed or batch == current:
+            where = "sealed, waiting for its flush" if sealed else "the batch being filled"
+            raise NotArchived(batch, f"batch {batch} is not archived yet ({where})")
+        raise UnknownBatch(batch, f"batch {batch} is not archived (no such batch)")
 
     def sealed_batches(self) -> list[SealedBatch]:
         """The sealed batches waiting to be handed over, oldest first.

@@ -2,9 +2,11 @@
 
 After a flush archives a batch in the local folder, `Uploader` puts its chunk files and then its
 manifest into the bucket (`glitchflow_archive.upload_batch`), checks every file's size and sha256
-as the store recorded them, and only then marks the local folder ``uploaded.json`` and removes the
-chunk files (unless ``keep_local``). The local folder keeps ``manifest.json`` and the marker, so
-the buffer still knows its batch numbers, its archived chunk names and where each batch went.
+as the store recorded them, puts the batch's recorded results (``results.json``) if it has any,
+and only then marks the local folder ``uploaded.json`` and removes the chunk files (unless
+``keep_local``). The local folder keeps ``manifest.json``, the results and the marker, so the
+buffer still knows its batch numbers, its archived chunk names, its results and where each batch
+went; results recorded after the upload go to the bucket too (`put_results`).
 
 At start-up every local batch without the marker is queued again: an upload cut by a crash
 resumes, and a file already stored whole is not sent twice. An unreachable store is retried with
@@ -31,11 +33,13 @@ from prometheus_client.registry import Collector
 
 from databuffer.archive import MANIFEST
 from databuffer.atomic import atomic_write, fsync_dir
+from databuffer.errors import ArchiveStoreUnavailable
 from databuffer.eventlog import EventLog, utc_iso
 from databuffer.settings import Settings
 from databuffer.storage import Storage
 from glitchflow_archive import (
     BATCH_NAME_RE,
+    RESULTS,
     UPLOADED,
     ArchiveError,
     BatchRef,
@@ -54,6 +58,8 @@ UPLOADING = "uploading"
 RETRYING = "retrying"
 UPLOADED_STATE = "uploaded"
 FAILED = "failed"
+KEPT_LOCALLY = frozenset({MANIFEST, RESULTS, UPLOADED})
+"""Files of an uploaded batch's folder that stay when its chunk files go."""
 RESCAN_SECONDS = 5.0
 """How often an idle uploader asks the store whether it answers, and looks for archived batches
 it was not told about."""
@@ -190,6 +196,9 @@ class Uploader:
         )
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
+        # Held while a batch's results are checked and put and its marker written, so results
+        # recorded during an upload reach the bucket, by this thread or by `put_results`.
+        self._results_lock = threading.Lock()
         self._states: dict[str, dict[str, Any]] = {}
         self.metrics = metrics
         self._store_error: str | None = None
@@ -295,6 +304,26 @@ class Uploader:
                 self._store_error = self._store_error_since = None
         return self.status()
 
+    def put_results(self, name: str, data: bytes) -> str | None:
+        """Put batch ``name``'s results (already written locally) into the bucket when the batch
+        is uploaded; where they went, or None when the upload, still to come, takes them.
+
+        Raises
+        ------
+        ArchiveStoreUnavailable
+            The bucket did not take them; the local copy stays, a retry puts them again.
+        """
+        with self._results_lock:
+            if self._marker(name) is None:
+                return None
+            try:
+                self.store.put(name, RESULTS, data)
+            except ArchiveError as exc:
+                raise ArchiveStoreUnavailable(
+                    f"results of {name} kept locally, not put into the bucket: {exc}"
+                ) from exc
+        return f"{self.store.location(name)}/{RESULTS}"
+
     # ----------------------------------------------------------------- work
 
     def _run(self) -> None:
@@ -356,7 +385,10 @@ class Uploader:
             "bytes": manifest.nbytes,
             "local_copy": self.keep_local,
         }
-        atomic_write(self.root / name / UPLOADED, orjson.dumps(marker))
+        with self._results_lock:
+            with contextlib.suppress(FileNotFoundError):
+                self.store.put(name, RESULTS, (self.root / name / RESULTS).read_bytes())
+            atomic_write(self.root / name / UPLOADED, orjson.dumps(marker))
         if not self.keep_local:
             self._remove_chunks(name)
         self._set(name, state=UPLOADED_STATE, error=None)
@@ -370,16 +402,16 @@ class Uploader:
         return _Done()
 
     def _remove_chunks(self, name: str) -> None:
-        """Remove the chunk files of an uploaded batch; its manifest and marker stay."""
+        """Remove the chunk files of an uploaded batch; its manifest, results and marker stay."""
         folder = self.root / name
         for entry in os.scandir(folder):
-            if entry.name not in (MANIFEST, UPLOADED) and entry.is_file():
+            if entry.name not in KEPT_LOCALLY and entry.is_file():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
         fsync_dir(folder)
 
     def _has_chunks(self, name: str) -> bool:
-        return any(entry.name not in (MANIFEST, UPLOADED) for entry in os.scandir(self.root / name))
+        return any(entry.name not in KEPT_LOCALLY for entry in os.scandir(self.root / name))
 
     def _marker(self, name: str) -> dict[str, Any] | None:
         try:

@@ -33,6 +33,8 @@ DUMP_MAX_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
 LOG_MAX_LIMIT = 10_000
 """The buffer's largest ``/dumpLogF`` page."""
+BATCHES_MAX_LIMIT = 1000
+"""The buffer's largest ``/batches`` page."""
 MAX_PAGE = MAX_OFFSET // PAGE_SIZE
 """The last status page whose offset the buffer accepts."""
 ACCESS: dict[str, Access] = {
@@ -41,6 +43,8 @@ ACCESS: dict[str, Access] = {
     "/flushbuf": Access.ADMIN,
     "/dumpf": Access.READ,
     "/dumpflog": Access.READ,
+    "/batches": Access.READ,
+    "/batches/<int:batch>/results": Access.ADMIN,
     "/data": Access.READ,
     "/channels": Access.READ,
     "/dsdesc": Access.STATUS,
@@ -215,6 +219,29 @@ def flushbuf() -> Response:
     _metrics().flushes.inc()
     _metrics().fill_ratio.set(0.0)
     return json_response(answer)
+
+
+@bp.post("/batches/<int:batch>/results")
+def batch_results(batch: int) -> Response:
+    """Record what became of an archived batch (export, training): the JSON object goes to the
+    buffer as it is; RECORDED, or its refusals (404 not archived) relayed."""
+    require_media(request.content_type)
+    body = _read_body(ADMIN_BODY_LIMIT)
+    request_object(body)  # a JSON object, else 422 naming the body
+    upstream = _buffer().request(
+        "POST",
+        f"/batches/{batch}/results",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    return _relay(upstream)
+
+
+@bp.get("/batches")
+def batches() -> Response:
+    """Archived batches (manifests and recorded results), newest first, and the sealed ones."""
+    params = _paging(BATCHES_MAX_LIMIT)
+    return _relay(_buffer().request("GET", "/batches", params=params))
 
 
 @bp.get("/dsdesc")

@@ -12,6 +12,8 @@ ACCESS: dict[str, Access] = {
     "/train": Access.ADMIN,
     "/cleanbuf": Access.ADMIN,
     "/dumpbuf": Access.READ,
+    "/batches": Access.READ,
+    "/batches/{batch}/results": Access.ADMIN,
     "/data": Access.READ,
     "/channels": Access.READ,
     "/stats": Access.STATUS,

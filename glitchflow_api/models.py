@@ -344,3 +344,146 @@ class ChannelsAnswer(BaseModel):
     """Every stored channel, sorted by name."""
 
     channels: list[ChannelSpan]
+
+
+MAX_COUNT = 2**53 - 1
+"""Largest count a results record takes: JSON's largest safe integer, exact in every client."""
+
+
+class TopCandidate(BaseModel):
+    """One glitch candidate of the trainer's report: the loudest tile of a window it flagged."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    channel: str = Field(min_length=1, max_length=200)
+    gps: float = Field(ge=0, lt=MAX_GPS, description="GPS time of the window's loudest tile.")
+    score: float | None = Field(None, description="Anomaly score (higher: more unusual).")
+    peak_frequency: float | None = Field(None, ge=0, description="Hz.")
+
+
+class ReportSummary(BaseModel):
+    """What the trainer found: windows scored, windows flagged, the top candidates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    windows: int = Field(ge=0, le=MAX_COUNT, description="Windows scored.")
+    flagged: int = Field(ge=0, le=MAX_COUNT, description="Windows the model flags as unusual.")
+    channels: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=100
+    )
+    top: list[TopCandidate] = Field(
+        default_factory=list, max_length=20, description="Top candidates, highest score first."
+    )
+    skipped_segments: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="Segments too short to score."
+    )
+    trained_at: str | None = Field(None, max_length=64, description="UTC, ISO 8601.")
+
+
+PathText = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class BatchResults(BaseModel):
+    """What became of an archived batch: its dataset and what the trainer made of it.
+
+    Recorded beside the batch's manifest (and in the bucket once the batch is uploaded); a
+    repeat replaces it, so the DAG may retry the call.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dag_run_id": "scheduled__2026-12-03T03:00:00+00:00",
+                    "dataset": "/datasets/000003-20261203T030000Z/dataset.h5",
+                    "dataset_bytes": 812345,
+                    "files": 48,
+                    "bytes": 520000,
+                    "model": "/datasets/000003-20261203T030000Z/model/model.joblib",
+                    "report": {
+                        "windows": 14,
+                        "flagged": 2,
+                        "channels": ["H1:LOSC-STRAIN"],
+                        "top": [{"channel": "H1:LOSC-STRAIN", "gps": 968654552.25, "score": 0.61}],
+                    },
+                }
+            ]
+        },
+    )
+
+    dag_run_id: str = Field(min_length=1, max_length=250, description="The Airflow run.")
+    dataset: PathText | None = Field(None, description="The HDF5 dataset exported from the batch.")
+    dataset_bytes: int | None = Field(None, ge=0, le=MAX_COUNT)
+    files: int | None = Field(None, ge=0, le=MAX_COUNT, description="Chunk files in the batch.")
+    bytes: int | None = Field(
+        None, ge=0, le=MAX_COUNT, description="Bytes of chunk files in the batch."
+    )
+    model: PathText | None = Field(None, description="The trained model file.")
+    report_path: PathText | None = Field(None, description="The trainer's full report.")
+    report: ReportSummary | None = None
+
+
+class ResultsAnswer(BaseModel):
+    """The results as recorded, with the batch, its archive folder and when."""
+
+    resp: Literal["RECORDED"]
+    batch: int
+    archive: str = Field(description="The batch's archive folder.")
+    replaced: bool = Field(description="An earlier record of this batch was replaced.")
+    bucket: str | None = Field(
+        None, description="Where in the bucket they went too (batch already uploaded)."
+    )
+    results: dict[str, Any] = Field(
+        description="`BatchResults` with `batch`, `archive` and `recorded_at` (UTC)."
+    )
+
+
+class ResultsRefusal(BaseModel):
+    """404 ``UNKNOWN_BATCH`` (no such batch) or ``NOT_ARCHIVED`` (sealed or being filled)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resp": "NOT_ARCHIVED",
+                    "batch": 4,
+                    "detail": "batch 4 is not archived yet (sealed, waiting for its flush)",
+                }
+            ]
+        }
+    )
+
+    resp: str = Field(examples=["UNKNOWN_BATCH", "NOT_ARCHIVED"])
+    batch: int | None = None
+    detail: Any = None
+
+
+class ArchivedManifest(BaseModel):
+    """An archived batch's manifest (its `files` list included) and the results recorded."""
+
+    batch: int | None = None
+    archive: str | None = Field(None, description="Folder under the archive root.")
+    created: str | None = None
+    frozen_at: str | None = None
+    flushed_at: str | None = None
+    n_f: int | None = Field(None, description="Chunk files.")
+    bt_wrt: int | None = Field(None, description="Bytes of chunk files.")
+    channels: dict[str, Any] | None = None
+    files: list[dict[str, Any]] | None = None
+    results: dict[str, Any] | None = Field(
+        None, description="As recorded by POST /batches/{batch}/results; null when none is."
+    )
+    upload: dict[str, Any] | None = Field(None, description="Where the batch is (bucket set).")
+    error: str | None = Field(None, description="Set when its manifest could not be read.")
+
+
+class BatchesAnswer(BaseModel):
+    """Archived batches, newest first, one page; the sealed batches waiting, oldest first."""
+
+    batches: list[ArchivedManifest]
+    total: int = Field(description="Archived batches in all.")
+    offset: int | None = None
+    limit: int | None = None
+    sealed: list[dict[str, Any]] = Field(default_factory=list)
+    archive_store: dict[str, Any] | None = None

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from glitchflow_api.context import Context, client, context, json_response
 from glitchflow_api.models import (
+    MAX_BATCH,
     AuthAnswer,
+    BatchesAnswer,
+    BatchResults,
     ChannelsAnswer,
     CleanAnswer,
     CleanRequest,
@@ -21,6 +25,8 @@ from glitchflow_api.models import (
     FlushRefusal,
     HealthAnswer,
     InvalidAnswer,
+    ResultsAnswer,
+    ResultsRefusal,
     StatsAnswer,
     StreamAnswer,
     StreamRefusal,
@@ -61,6 +67,8 @@ about 20 MB) would stall every other request on the event loop (docs/PERFORMANCE
 """
 MAX_DUMP_LIMIT = 100_000
 """The buffer's largest ``/dumpF`` page."""
+MAX_BATCHES_LIMIT = 1000
+"""The buffer's largest ``/batches`` page."""
 BEARER = [{"bearer": []}]
 """OpenAPI ``security`` of the calls that need a token (the scheme is added in `app.openapi`)."""
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
@@ -145,9 +153,28 @@ def _admin_request_body(model: type[BaseModel]) -> dict[str, Any]:
         "security": BEARER,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline_defs(model.model_json_schema())}},
         },
     }
+
+
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its nested models written in place: a ``#/$defs/...`` reference would be
+    read from the root of the OpenAPI document, where there is no ``$defs``."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return inline({**defs[ref.removeprefix("#/$defs/")], **rest})
+        return {key: inline(value) for key, value in node.items()}
+
+    return inline(schema)
 
 
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -309,6 +336,36 @@ async def cleanbuf(request: Request) -> Response:
     )
 
 
+@router.post(
+    "/batches/{batch}/results",
+    summary="Record what became of an archived batch",
+    response_model=ResultsAnswer,
+    responses={
+        404: {
+            "model": ResultsRefusal,
+            "description": "UNKNOWN_BATCH: no such batch; NOT_ARCHIVED: sealed or being filled.",
+        },
+        **ADMIN_ERRORS,
+    },
+    openapi_extra=_admin_request_body(BatchResults),
+)
+async def batch_results(
+    request: Request,
+    batch: int = PathParam(ge=1, le=MAX_BATCH, description="The archived batch."),
+) -> Response:
+    """Record the batch's export and training results beside its manifest (a repeat replaces
+    them): RECORDED; 404 when the batch is not archived."""
+    payload = await _admin_body(request, BatchResults)
+    body = payload.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+    upstream = await client(request).request("POST", f"/batches/{batch}/results", json=body)
+    doc = _doc(upstream)
+    if upstream.status_code == 404 and isinstance(doc.get("resp"), str):
+        raise Relayed(404, doc)
+    if upstream.status_code != 200 or doc.get("resp") != "RECORDED":
+        _failure(upstream, doc)
+    return json_response(doc)
+
+
 async def _get(request: Request, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     upstream = await client(request).request("GET", path, params=params)
     doc = _doc(upstream)
@@ -343,6 +400,29 @@ async def dumpbuf(request: Request) -> Response:
     offset = bounded_int(query.get("offset"), "offset", 0, MAX_OFFSET)
     params = {k: v for k, v in (("limit", limit), ("offset", offset)) if v is not None}
     return json_response(await _get(request, "/dumpf", params))
+
+
+@router.get(
+    "/batches",
+    summary="Archived batches and their results",
+    response_model=BatchesAnswer,
+    responses=QUERY_ERRORS,
+    openapi_extra={
+        "parameters": [
+            query_int_doc("limit", 0, MAX_BATCHES_LIMIT, "Batches per page (default 10)."),
+            query_int_doc("offset", 0, MAX_OFFSET, "Batches to skip."),
+        ]
+    },
+)
+async def batches(request: Request) -> Response:
+    """Archived batches, newest first: manifest, upload state and recorded results; the sealed
+    batches waiting."""
+    query = request.query_params
+    limit = bounded_int(query.get("limit"), "limit", 0, MAX_BATCHES_LIMIT)
+    offset = bounded_int(query.get("offset"), "offset", 0, MAX_OFFSET)
+    params = {k: v for k, v in (("limit", limit), ("offset", offset)) if v is not None}
+    upstream = await _read(request, "/batches", params)
+    return Response(upstream.content, media_type="application/json")
 
 
 @router.get("/desc", summary="State", response_model=DescAnswer, responses=READ_ERRORS)

@@ -154,7 +154,9 @@ class ArchivedBatch(BaseModel):
     bytes: int | None = None
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
     results: dict[str, Any] = Field(
-        default_factory=dict, description="Upload, export or training records, when recorded."
+        default_factory=dict,
+        description="What became of the batch, when recorded (POST /batches/{batch}/results:"
+        " dataset, counts, model, the trainer's windows, flagged windows and top candidates).",
     )
     error: str | None = Field(None, description="Set when its manifest could not be read.")
     upload: UploadState | None = Field(

@@ -20,6 +20,9 @@ from typing import Any
 import orjson
 
 MANIFEST = "manifest.json"
+RESULTS = "results.json"
+"""What became of an archived batch after its flush (export, training), recorded beside its
+manifest; not one of its chunk files, so no manifest lists it."""
 
 BATCH_NAME_RE = re.compile(r"^(?P<batch>\d{6,})-\d{8}T\d{6}Z(?:-\d+)?$")
 """The name of an archived batch, as the buffer writes it."""

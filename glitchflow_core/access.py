@@ -17,6 +17,7 @@ open by accident. Tokens are compared in constant time and never written anywher
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -107,6 +108,16 @@ def require_decisions(service: str, routes: Iterable[str], table: Mapping[str, A
         raise RuntimeError(f"{service}: no access decision for {', '.join(missing)}")
 
 
+_PARAMETER = re.compile(r"\{[^}]*\}|<[^>]*>")
+
+
+def path_pattern(route: str) -> re.Pattern[str]:
+    """A regex matching the paths of a route template (Starlette ``{id:int}``, Flask ``<int:id>``);
+    a parameter is one path segment (``path`` converters are not templates the gate needs)."""
+    parts = _PARAMETER.split(route)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts) + r"\Z")
+
+
 class AccessMiddleware:
     """ASGI middleware: refuses a call its gate does not let through, before the app reads it.
 
@@ -131,9 +142,18 @@ class AccessMiddleware:
         self.methods = methods
         self.metrics = metrics
         self.checked_by_handler = frozenset(checked_by_handler)
+        self.templates = [
+            (path_pattern(route), route) for route in table if "{" in route or "<" in route
+        ]
+
+    def route_of(self, path: str) -> str:
+        """The table's route for ``path``: itself, or the template with parameters it matches."""
+        if path in self.table:
+            return path
+        return next((route for pattern, route in self.templates if pattern.match(path)), path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        path = self.route_of(scope.get("path", ""))
         access = self.table.get(path) if scope["type"] == "http" else None
         taken = self.methods.get(path)
         if (

@@ -34,9 +34,13 @@ BANDS = 24
 F_LOW = 16.0
 F_HIGH = 1024.0
 FDURATION = 2.0
-"""Seconds of the whitening filter; half of it at each segment edge is not scored."""
-MIN_SEGMENT = 2 * FDURATION
-"""Shorter segments cannot be whitened and Q-transformed meaningfully; they are skipped."""
+"""Seconds of the whitening filter; half of it at each segment edge is not scored. A segment
+shorter than ``4 * FDURATION`` gets a filter of a quarter of its length (`conditioning`)."""
+FFT_LENGTH = 2.0
+"""Seconds per FFT of the ASD the data is whitened by (gwpy's default at 1024 Hz and above);
+a segment shorter than ``2 * FFT_LENGTH`` uses half its length, so it is still averaged."""
+MIN_SAMPLES = 64
+"""A segment with fewer samples cannot be whitened: it is skipped."""
 _NOT_CHANNELS = {SEGMENTS_GROUP, CONDITIONED_GROUP, QTRANSFORM_GROUP}
 
 
@@ -84,13 +88,31 @@ def _finite_runs(series: Any) -> Iterator[Any]:
         yield series[lo:hi]
 
 
+def conditioning(duration: float, sample_rate: float) -> tuple[float, float]:
+    """Whitening filter length and ASD FFT length (seconds) for a segment of ``duration``.
+
+    Long segments get `FDURATION` and gwpy's default FFT length; short ones (the 1-s strain
+    files GWOSC and gwpy ship) a quarter and a half of their length.
+    """
+    default_fft = max(FFT_LENGTH, float(np.ceil(2048 / sample_rate)))
+    return min(FDURATION, duration / 4), min(default_fft, duration / 2)
+
+
+def scorable(duration: float, sample_rate: float, window: float) -> bool:
+    """True when a segment of ``duration`` holds one whole ``window`` once its edges (half the
+    whitening filter each side) are left out, and enough samples to be whitened."""
+    fduration, _ = conditioning(duration, sample_rate)
+    return duration * sample_rate >= MIN_SAMPLES and duration - fduration >= window - 1e-9
+
+
 def window_features(series: Any, window: float) -> tuple[np.ndarray, list[Window]]:
     """Feature rows (log of the peak Q energy per band) and the windows they describe.
 
-    Windows within ``FDURATION / 2`` of the segment's edges are left out: the whitening filter
-    is not settled there.
+    Windows within half the whitening filter (`conditioning`) of the segment's edges are left
+    out: the filter is not settled there.
     """
     fs = float(series.sample_rate.value)
+    fduration, fftlength = conditioning(float(abs(series.span)), fs)
     frange = (F_LOW, min(F_HIGH, 0.45 * fs))
     with warnings.catch_warnings():
         # gwpy lowers the top frequency to what the lowest Q can resolve and says so; expected.
@@ -102,12 +124,13 @@ def window_features(series: Any, window: float) -> tuple[np.ndarray, list[Window
             fres=BANDS,
             logf=True,
             whiten=True,
-            fduration=FDURATION,
+            fduration=fduration,
+            fftlength=fftlength,
         )
     energy = np.asarray(qspec.value)  # (times, frequencies)
     times = np.asarray(qspec.times.value)
     freqs = np.asarray(qspec.frequencies.value)
-    edge = FDURATION / 2
+    edge = fduration / 2
     start, stop = float(series.span[0]) + edge, float(series.span[1]) - edge
     rows, windows = [], []
     t = start
@@ -171,15 +194,17 @@ def train_reference(
         for segment in segments:
             for part in _finite_runs(segment):
                 span = (float(part.span[0]), float(part.span[1]))
-                if span[1] - span[0] < max(MIN_SEGMENT, FDURATION + window):
+                if not scorable(span[1] - span[0], float(part.sample_rate.value), window):
                     skipped.append({"channel": channel, "start": span[0], "end": span[1]})
                     continue
                 features, described = window_features(part, window)
                 rows.append(features)
                 windows.extend(described)
     if not windows:
+        shortest = 4 * window / 3
         raise DatasetError(
-            f"{dataset}: no segment of at least {MIN_SEGMENT:g} s to score (all too short)"
+            f"{dataset}: no segment long enough to score (each of the {len(skipped)} needs at "
+            f"least {shortest:.3g} s and {MIN_SAMPLES} samples for --window {window:g})"
         )
     features = np.vstack(rows)
     model = IsolationForest(n_estimators=200, contamination="auto", random_state=seed)
@@ -206,6 +231,8 @@ def train_reference(
         "bands": BANDS,
         "frange": [F_LOW, F_HIGH],
         "fduration": FDURATION,
+        "fftlength": FFT_LENGTH,
+        "short_segments": "fduration a quarter, fftlength half of the segment",
         "qrange": [4, 64],
         "n_estimators": 200,
         "seed": seed,

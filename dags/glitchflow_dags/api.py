@@ -1,4 +1,5 @@
-"""The DAG's client of the Glitchflow API: ``POST /train`` (the freeze signal), ``POST /cleanbuf``.
+"""The DAG's client of the Glitchflow API: ``POST /train`` (the freeze signal), ``POST /cleanbuf``,
+``POST /batches/{batch}/results`` (what the run made of the batch).
 
 The address and the admin token come from the Airflow connection `CONN_ID` (HTTP): the token is the
 connection's password, sent as a bearer header (and in ``/train``'s body, as the original API
@@ -12,6 +13,9 @@ How answers are read:
 - any other answer (a 5xx such as 502 ``UPSTREAM_ERROR``, an unknown ``resp``): the task fails with
   what the API said; a 4xx (bad token, invalid body) fails without retries, since sending the same
   call again cannot help.
+- ``/batches/{batch}/results`` is idempotent (a repeat replaces the record), so an unreachable API
+  or a 5xx is tried again within the task (tenacity, backoff with jitter), then by the task's
+  own retries.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from glitchflow_dags.config import CONN_ID
 
 log = logging.getLogger(__name__)
+
+TOP_RECORDED = 20
+"""Candidates of the trainer's report recorded with the batch (the API takes at most 20)."""
+RECORD_ATTEMPTS = 4
+"""Tries of ``/batches/{batch}/results`` within one task try."""
 
 
 class ApiFailed(AirflowException):
@@ -149,3 +158,82 @@ def flush(
     }
     log.info("CLEANED: batch %(batch)s archived in %(archive)s", flushed)
     return flushed
+
+
+def results_body(run_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The ``/batches/{batch}/results`` body (the API's ``BatchResults``) of a run's summary:
+    dataset, counts, model and the report reduced to windows, flagged and top candidates."""
+    report = summary.get("report") if isinstance(summary.get("report"), dict) else {}
+    body: dict[str, Any] = {
+        "dag_run_id": run_id,
+        "dataset": summary.get("dataset"),
+        "dataset_bytes": summary.get("dataset_bytes"),
+        "files": summary.get("files"),
+        "bytes": summary.get("bytes"),
+        "model": report.get("model") or f"{summary['model_dir']}/model.joblib",
+        "report_path": summary.get("report_path"),
+    }
+    counts = [report.get(key) for key in ("windows", "flagged")]
+    if all(isinstance(count, int) and count >= 0 for count in counts):
+        skipped = report.get("skipped_segments")
+        top = [
+            {key: item[key] for key in ("channel", "gps", "score", "peak_frequency") if key in item}
+            for item in report.get("top") or []
+            if isinstance(item, dict) and "channel" in item and "gps" in item
+        ]
+        body["report"] = {
+            "windows": counts[0],
+            "flagged": counts[1],
+            "channels": [str(c) for c in report.get("channels") or []][:100],
+            "top": top[:TOP_RECORDED],
+            "skipped_segments": len(skipped) if isinstance(skipped, list) else None,
+            "trained_at": report.get("trained_at"),
+        }
+    return _without_none(body)
+
+
+def _without_none(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: _without_none(value) if isinstance(value, dict) else value
+        for key, value in doc.items()
+        if value is not None
+    }
+
+
+def record_results(
+    batch: int, results: dict[str, Any], *, conn_id: str = CONN_ID, timeout: float = 30.0
+) -> dict[str, Any]:
+    """``POST /batches/{batch}/results``: the record as the buffer stored it (``RECORDED``).
+
+    The call is idempotent, so an unreachable API and 5xx answers are tried again
+    (`RECORD_ATTEMPTS` tries, exponential backoff with jitter).
+
+    Raises
+    ------
+    ApiRefused
+        A 4xx: the batch is not archived (404), the body is refused (422), a bad token.
+    ApiFailed, requests.ConnectionError, requests.Timeout
+        Still failing after the last try (the task's retries go on from there).
+    """
+    import requests
+    import tenacity
+
+    path = f"/batches/{batch}/results"
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(RECORD_ATTEMPTS),
+        wait=tenacity.wait_exponential_jitter(initial=1, max=15),
+        retry=tenacity.retry_if_exception_type(
+            (requests.ConnectionError, requests.Timeout, ApiFailed)
+        ),
+        before_sleep=lambda state: log.warning(
+            "%s failed (%s); trying again", path, state.outcome.exception() if state.outcome else ""
+        ),
+        reraise=True,
+    )
+    for attempt in retrying:
+        with attempt:
+            status, doc, text = call(path, results, conn_id=conn_id, timeout=timeout)
+            if status != 200 or doc.get("resp") != "RECORDED":
+                raise _failure(path, status, doc, text)
+    log.info("RECORDED: results of batch %s in %s", batch, doc.get("archive"))
+    return doc

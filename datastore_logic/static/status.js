@@ -156,6 +156,19 @@
     return block;
   }
 
+  // What the DAG recorded for an archived batch (POST batches/{batch}/results): its dataset,
+  // the windows the trainer scored and flagged, the GPS times of its top candidates.
+  function resultsCell(r) {
+    const report = r.report;
+    if (!r.dataset && !report) return Object.keys(r).length ? JSON.stringify(r) : "-";
+    const top = report && report.top ? report.top.slice(0, 3) : [];
+    return el("div", { class: "results" },
+      r.dataset ? el("div", {}, "dataset ", el("code", { "data-field": "dataset" }, r.dataset.split("/").slice(-2).join("/"))) : null,
+      report ? el("div", {}, "windows ", el("b", { "data-field": "windows" }, num(report.windows)),
+        ", flagged ", el("b", { "data-field": "flagged" }, num(report.flagged))) : null,
+      top.length ? el("div", {}, "top GPS ", el("b", { "data-field": "top-gps" }, top.map((c) => gps(c.gps)).join(", "))) : null);
+  }
+
   function sealedCard(q) {
     if (q.mode !== "rotate" && !q.count) {
       return card("sealed", "hold mode", "a full batch freezes until it is flushed", "sealed");
@@ -222,7 +235,7 @@
       el("td", {}, Object.entries(a.channels || {}).map(([name, c]) =>
         el("div", {}, name + ": " + gps(c.start) + " - " + gps(c.end) + (c.gaps ? " (" + c.gaps + " gaps)" : "")))),
       el("td", {}, a.flushed_at || "-"),
-      el("td", {}, a.error ? a.error : Object.keys(a.results || {}).length ? JSON.stringify(a.results) : "-")));
+      el("td", {}, a.error ? a.error : resultsCell(a.results || {}))));
     return el("div", { class: "table-wrap" }, el("table", {},
       el("thead", {}, el("tr", {}, ["batch", "archive", "chunks", "size", "channels (GPS span)", "archived at", "results"]
         .map((h, i) => el("th", { class: i === 0 || i === 2 || i === 3 ? "num" : "" }, h)))),

@@ -11,9 +11,11 @@ import pytest
 from seaweed import SeaweedS3
 from waiting import wait_for
 
+from databuffer.archive import Archive
+from databuffer.errors import ArchiveStoreUnavailable
 from databuffer.eventlog import EventLog
 from databuffer.upload import FAILED, RETRYING, UPLOADED_STATE, Uploader
-from glitchflow_archive import MANIFEST, UPLOADED, LocalArchive, S3Archive
+from glitchflow_archive import MANIFEST, RESULTS, UPLOADED, LocalArchive, S3Archive
 from glitchflow_core.retry import RetryPolicy
 
 FAST_RETRY = RetryPolicy(
@@ -208,3 +210,56 @@ def test_a_batch_archived_while_running_is_found_and_resubmitting_it_changes_not
     assert uploader.submit(name)["state"] == UPLOADED_STATE
     # "uploaded" is said once the marker is written, a moment before the job leaves the queue.
     wait_for(lambda: uploader.status()["pending"] == 0)
+
+
+def test_results_recorded_before_and_after_the_upload_reach_the_bucket(
+    tmp_path: Path,
+    s3: SeaweedS3,
+    bucket: str,
+    archive_local: Callable[..., str],
+    make_uploader: Callable[..., Uploader],
+) -> None:
+    archive = Archive(tmp_path / "archive")
+    early = archive_local(tmp_path, chunks=2)
+    archive.record_results(1, {"dag_run_id": "early"}, 0.0)
+    uploader = make_uploader(tmp_path, s3, bucket)
+    # Not uploaded yet: the upload takes the results with it.
+    assert uploader.put_results(early, b"{}") is None
+    uploader.start()
+    try:
+        wait_for(lambda: uploader.batch_state(early)["state"] == UPLOADED_STATE)
+        remote = S3Archive(s3.location(bucket))
+        assert orjson.loads(remote.read_bytes(early, RESULTS))["dag_run_id"] == "early"
+        # Uploaded, chunk files gone: a new record replaces both copies.
+        folder, record, replaced = archive.record_results(1, {"dag_run_id": "late"}, 1.0)
+        assert (folder, replaced) == (early, True)
+        where = uploader.put_results(folder, orjson.dumps(record))
+    finally:
+        uploader.stop()
+    assert where == f"s3://{bucket}/{early}/{RESULTS}"
+    assert orjson.loads(remote.read_bytes(early, RESULTS)) == record
+    local = tmp_path / "archive" / early
+    assert chunk_files(local) == {RESULTS}  # the chunks went, the results stay
+    assert orjson.loads((local / RESULTS).read_bytes()) == record
+    assert remote.verify(remote.resolve(early)).batch == 1  # results.json is no chunk
+
+
+def test_results_of_an_uploaded_batch_with_the_store_down_are_kept_and_refused(
+    tmp_path: Path,
+    s3: SeaweedS3,
+    bucket: str,
+    archive_local: Callable[..., str],
+    make_uploader: Callable[..., Uploader],
+) -> None:
+    name = archive_local(tmp_path, chunks=2)
+    uploader = make_uploader(tmp_path, s3, bucket)
+    uploader.start()
+    try:
+        wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
+        s3.stop()
+        folder, record, _ = Archive(tmp_path / "archive").record_results(1, {"a": 1}, 0.0)
+        with pytest.raises(ArchiveStoreUnavailable, match="kept locally"):
+            uploader.put_results(folder, orjson.dumps(record))
+    finally:
+        uploader.stop()
+    assert (tmp_path / "archive" / name / RESULTS).is_file()

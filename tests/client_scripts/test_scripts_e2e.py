@@ -17,7 +17,16 @@ from glitchflow_stack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "client_scripts"
-ALL = ["streamdata.sh", "train.sh", "cleanbuf.sh", "stats.sh", "desc.sh", "dumpbuf.sh"]
+ALL = [
+    "streamdata.sh",
+    "train.sh",
+    "cleanbuf.sh",
+    "stats.sh",
+    "desc.sh",
+    "dumpbuf.sh",
+    "results.sh",
+    "batches.sh",
+]
 WRITER = "writer-token-0123456789"
 ADMIN = "admin-token-0123456789"
 
@@ -71,7 +80,7 @@ def test_help_documents_every_option_url_and_token(script):
     long = run(script, "--help", url="http://127.0.0.1:1")
     assert long.returncode == 0 and long.stdout == short.stdout
     usage, _, rest = long.stdout.partition("\n")
-    options = re.findall(r"\[(-[-\w]+)", usage)
+    options = re.findall(r"(?:\[|\s)(-[-\w]+)", usage)  # [-x] optional, -x required
     assert options[:2] == ["-h", "--url"]
     documented = re.findall(r"^  (-[-\w]+)", rest, flags=re.MULTILINE)
     assert sorted(documented) == sorted(options)
@@ -174,6 +183,24 @@ def test_every_script_through_a_freeze_and_flush(stack_factory, tmp_path):
     assert answers(cleaned)[0]["resp"] == "CLEANED"
     assert answers(cli("desc.sh", url=url))[0]["resp"] == "OPERATIONAL"
     assert answers(cli("stats.sh", url=url))[0]["n_itm"] == 0
+
+    batch = str(train["batch"])
+    results = tmp_path / "results.json"
+    results.write_text('{"dag_run_id": "by-hand", "report": {"windows": 4, "flagged": 1}}')
+    recorded = cli("results.sh", "-b", batch, "-f", str(results), url=url)
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert (answers(recorded)[0]["resp"], answers(recorded)[0]["replaced"]) == ("RECORDED", False)
+    again = cli("results.sh", "-b", batch, url=url, stdin=results.read_text())
+    assert again.returncode == 0 and answers(again)[0]["replaced"] is True
+    listed = answers(cli("batches.sh", "-l", "1", url=url))[0]["batches"]
+    assert listed[0]["results"]["report"] == {"windows": 4, "flagged": 1}
+    unknown = cli("results.sh", "-b", "99", "-f", str(results), url=url)
+    assert unknown.returncode == 22
+    assert answers(unknown)[0]["resp"] == "UNKNOWN_BATCH"
+    bad = cli("results.sh", "-b", batch, url=url, stdin='{"report": {}}')
+    assert bad.returncode == 22
+    assert answers(bad)[0]["detail"]["field"] == "dag_run_id"
+    assert cli("results.sh", url=url).returncode == 2  # -b is required
     # Not frozen and empty: CLEANED with zero files, as the original's clean.sh got.
     empty = cli("cleanbuf.sh", url=url)
     assert empty.returncode == 0, empty.stdout

@@ -4,7 +4,8 @@
 per ``ENV_JSON`` (environment variables set for that parse), or once as it is.
 ``driver.py pods BATCH ARCHIVE``: the export and train pods' manifests, built offline, as JSON.
 ``driver.py run [TASK_ID ...]``: ``dag.test()`` of the DAG (or only those tasks); the last line of
-the output is ``RESULT {json}`` with the run's state, each task's state and tries, and the XComs.
+the output is ``RESULT {json}`` with the run's state and id, each task's state and tries, and the
+XComs.
 
 The test sets ``AIRFLOW_HOME``, ``AIRFLOW__CORE__DAGS_FOLDER`` and the ``GLITCHFLOW_*`` settings.
 """
@@ -100,6 +101,7 @@ def run(task_ids: list[str]) -> dict[str, Any]:
         }
         return {
             "state": str(dr.state),
+            "run_id": dr.run_id,
             "tasks": {ti.task_id: {"state": str(ti.state), "try": ti.try_number} for ti in tis},
             "xcom": xcom,
         }

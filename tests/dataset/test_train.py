@@ -98,3 +98,26 @@ def test_train_ref_command_writes_model_and_report(glitchy_dataset, tmp_path):
     assert done.stdout.startswith("trained on 248 windows of ")
     assert sorted(p.name for p in out.iterdir()) == ["model.joblib", "report.json"]
     assert len(orjson.loads((out / "report.json").read_bytes())["top"]) == 3
+
+
+def test_one_second_segments_are_scored_and_nothing_usable_is_one_line(tmp_path, capsys):
+    source, _ = sources.synthetic(["H1", "L1"], duration=1, sample_rate=2048, start=START, seed=7)
+    folder = archive_batch(tmp_path / "store", plan_chunks(source, 0.25))
+    dataset = tmp_path / "short.h5"
+    assert main(["export", str(folder), "--out", str(dataset), "--quiet"]) == 0
+    out = tmp_path / "model"
+    assert main(["train-ref", "--dataset", str(dataset), "--out", str(out), "--quiet"]) == 0
+    report = orjson.loads((out / "report.json").read_bytes())
+    # A quarter-second filter: one 0.5-s window between its edges, per channel.
+    assert (report["windows"], report["skipped_segments"]) == (2, [])
+    assert all(START + 0.125 <= c["gps"] < START + 0.875 for c in report["top"])
+
+    capsys.readouterr()
+    wide = ["train-ref", "--dataset", str(dataset), "--out", str(tmp_path / "w"), "--window", "0.9"]
+    assert main(wide) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.endswith(
+        f"train-ref: error: {dataset}: no segment long enough to score (each of the 2 needs at"
+        " least 1.2 s and 64 samples for --window 0.9)"
+    )
+    assert not (tmp_path / "w").exists()

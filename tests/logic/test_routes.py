@@ -506,3 +506,48 @@ def test_flushbuf_batch_must_be_a_batch_number(
     answer = client.post("/flushbuf", json={"msg": "x", "batch": batch})
     assert (answer.status_code, answer.json["detail"]["field"]) == (422, "batch")
     assert not clean.called
+
+
+# --------------------------------------------------------------------------- batch results
+
+RESULTS = {"dag_run_id": "manual__1", "report": {"windows": 3, "flagged": 1}}
+
+
+def test_batch_results_go_to_the_buffer_as_sent(client: FlaskClient, buffer: FakeUpstream) -> None:
+    recorded = {"resp": "RECORDED", "batch": 3, "archive": "000003-20261122T101500Z"}
+    route = buffer.post("/batches/3/results").respond(200, json=recorded)
+    body = orjson.dumps(RESULTS)
+    answer = client.post(
+        "/batches/3/results", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert (answer.status_code, answer.json) == (200, recorded)
+    assert route.calls.last.content == body
+
+
+def test_batch_results_of_an_unknown_batch_relay_the_buffers_404(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    refusal = {"resp": "NOT_ARCHIVED", "batch": 4, "detail": "batch 4 is not archived yet"}
+    buffer.post("/batches/4/results").respond(404, json=refusal)
+    answer = client.post("/batches/4/results", json=RESULTS)
+    assert (answer.status_code, answer.json) == (404, refusal)
+
+
+@pytest.mark.parametrize("body", [b"[]", b"{", b""], ids=["array", "not-json", "empty"])
+def test_batch_results_must_be_a_json_object(
+    client: FlaskClient, buffer: FakeUpstream, body: bytes
+) -> None:
+    route = buffer.post("/batches/3/results").respond(200, json={})
+    answer = client.post(
+        "/batches/3/results", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert (answer.status_code, answer.json["detail"]["field"]) == (422, "body")
+    assert not route.called
+
+
+def test_batches_are_relayed_with_paging(client: FlaskClient, buffer: FakeUpstream) -> None:
+    listed = {"batches": [{"batch": 2, "results": RESULTS}], "total": 2, "sealed": []}
+    route = buffer.get("/batches").respond(200, json=listed)
+    answer = client.get("/batches?limit=1&offset=1")
+    assert (answer.status_code, answer.json) == (200, listed)
+    assert route.calls.last.query == {"limit": "1", "offset": "1"}

@@ -50,6 +50,7 @@ DECISIONS: dict[str, dict[str, str]] = {
         "/dumpLogF": "read",
         "/channels": "read",
         "/batches": "read",
+        "/batches/{batch:int}/results": "admin",
         "/data": "read",
         "/spans": "read",
         "/stat": "status",
@@ -65,6 +66,8 @@ DECISIONS: dict[str, dict[str, str]] = {
         "/flushbuf": "admin",
         "/dumpf": "read",
         "/dumpflog": "read",
+        "/batches": "read",
+        "/batches/<int:batch>/results": "admin",
         "/data": "read",
         "/channels": "read",
         "/dsdesc": "status",
@@ -83,6 +86,8 @@ DECISIONS: dict[str, dict[str, str]] = {
         "/train": "admin",
         "/cleanbuf": "admin",
         "/dumpbuf": "read",
+        "/batches": "read",
+        "/batches/{batch}/results": "admin",
         "/data": "read",
         "/channels": "read",
         "/stats": "status",
@@ -124,11 +129,17 @@ BODIES = {
     "/flushbuf": b'{"msg": "tested"}',
     "/train": b'{"user": "tester"}',
     "/cleanbuf": b'{"msg": "tested"}',
+    "/batches/{batch:int}/results": b'{"dag_run_id": "tested"}',
+    "/batches/<int:batch>/results": b'{"dag_run_id": "tested"}',
+    "/batches/{batch}/results": b'{"dag_run_id": "tested"}',
 }
 URLS = {
     "/static/<path:filename>": "/static/status.css",
     "/docs-static": "/docs-static/swagger-ui.css",
     "/data": "/data?channel=H1:TEST&start=1200000000&end=1200000001",
+    "/batches/{batch:int}/results": "/batches/1/results",
+    "/batches/<int:batch>/results": "/batches/1/results",
+    "/batches/{batch}/results": "/batches/1/results",
 }
 
 

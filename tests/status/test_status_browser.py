@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import expect
-from status.conftest import H1, L1, ROTATE_ENV, TOKENS, TOKENS_ENV, store_env
+from status.conftest import ADMIN, H1, L1, ROTATE_ENV, TOKENS, TOKENS_ENV, store_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium reaches for Google's hosts on its own.
@@ -169,6 +169,42 @@ def test_page_shows_frozen_and_what_frees_it(stack_factory, sender, watched, req
     hint = page.text_content("#frozen-hint")
     assert "Frozen for" in hint and "/cleanbuf" in hint and "DAG" in hint
     screenshot(page, request, "frozen.png")
+    assert watched.errors == []
+
+
+def test_archived_batch_shows_the_results_recorded_for_it(stack_factory, sender, watched) -> None:
+    _, layout = stack_factory(max_size=10_000_000, env=TOKENS_ENV)
+    sender(layout.api_url).stream(H1, 1_400_000_000.0, 2)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    flushed = httpx.post(f"{layout.api_url}/cleanbuf", json={"msg": "x"}, headers=admin, timeout=30)
+    assert flushed.status_code == 200, flushed.text
+    page = watched.page
+    open_page(page, f"{layout.api_url}/dspage")
+    archived = page.locator("table tbody tr", has_text=flushed.json()["archive"])
+    assert archived.locator("td").last.text_content() == "-"
+    results = {
+        "dag_run_id": "manual__1",
+        "dataset": f"/datasets/{flushed.json()['archive']}/dataset.h5",
+        "report": {
+            "windows": 14,
+            "flagged": 3,
+            "top": [{"channel": H1, "gps": 1400000000.25}, {"channel": H1, "gps": 1400000000.5}],
+        },
+    }
+    recorded = httpx.post(
+        f"{layout.api_url}/batches/1/results", json=results, headers=admin, timeout=30
+    )
+    assert recorded.status_code == 200, recorded.text
+    # Drawn at the next poll, without a reload.
+    expect(archived.locator('[data-field="flagged"]')).to_have_text("3", timeout=15_000)
+    assert archived.locator('[data-field="windows"]').text_content() == "14"
+    assert archived.locator('[data-field="top-gps"]').text_content() == (
+        "1400000000.250, 1400000000.500"
+    )
+    assert archived.locator('[data-field="dataset"]').text_content() == (
+        f"{flushed.json()['archive']}/dataset.h5"
+    )
+    assert watched.navigations == 1
     assert watched.errors == []
 
 
