@@ -19,6 +19,7 @@ import argparse
 import cProfile
 import os
 import pstats
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,23 +74,34 @@ def warm(folder: Path) -> None:
         path.read_bytes()
 
 
-def time_cp(folder: Path, scratch: Path) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (cp, the export's workers)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_cp(folder: Path, scratch: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of ``cp -r`` of the batch folder."""
     target = scratch / "cp"
     warm(folder)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     subprocess.run(["cp", "-r", str(folder), str(target)], check=True)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start, cpu_seconds() - cpu
     shutil.rmtree(target)
     return elapsed
 
 
-def time_export(folder: Path, scratch: Path, workers: int | None) -> float:
+def time_export(folder: Path, scratch: Path, workers: int | None) -> tuple[float, float]:
+    """Wall and CPU seconds of the export of the batch folder."""
     store, ref = LocalArchive.open_folder(folder)
     out = scratch / "batch.h5"
     warm(folder)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     export_batch(store, ref, out, workers=workers)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start, cpu_seconds() - cpu
     out.unlink()
     return elapsed
 
@@ -137,20 +149,23 @@ def main() -> None:
             f"batch: {len(files)} chunk files, {nbytes / 2**20:.1f} MiB in {folder.name}; "
             f"export in {len(slices)} process(es); load average {os.getloadavg()[0]:.1f}"
         )
-        cp_times, export_times = [], []
+        cp_runs, export_runs = [], []
         for round_ in range(args.rounds):
             # Alternate which goes first: neither always inherits the other's cache state.
             if round_ % 2:
-                export_times.append(time_export(folder, scratch, args.workers))
-                cp_times.append(time_cp(folder, scratch))
+                export_runs.append(time_export(folder, scratch, args.workers))
+                cp_runs.append(time_cp(folder, scratch))
             else:
-                cp_times.append(time_cp(folder, scratch))
-                export_times.append(time_export(folder, scratch, args.workers))
+                cp_runs.append(time_cp(folder, scratch))
+                export_runs.append(time_export(folder, scratch, args.workers))
+            (cp_wall, cp_cpu), (export_wall, export_cpu) = cp_runs[-1], export_runs[-1]
             print(
-                f"  round {round_ + 1}: cp -r {cp_times[-1]:.3f} s, "
-                f"export {export_times[-1]:.3f} s, ratio {cp_times[-1] / export_times[-1]:.2f}",
+                f"  round {round_ + 1}: cp -r {cp_wall:.3f} s ({cp_cpu:.2f} s CPU), "
+                f"export {export_wall:.3f} s ({export_cpu:.2f} s CPU), "
+                f"ratio {cp_wall / export_wall:.2f}",
                 flush=True,
             )
+        cp_times, export_times = [r[0] for r in cp_runs], [r[0] for r in export_runs]
         cp = summary("cp -r", nbytes, cp_times)
         export = summary("export (in process)", nbytes, export_times)
         ratios = [c / e for c, e in zip(cp_times, export_times, strict=True)]
@@ -158,6 +173,14 @@ def main() -> None:
             f"ratio export/cp: {export / cp:.2f} of the medians; per round median "
             f"{statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f} "
             f"(target >= 0.5); load average {os.getloadavg()[0]:.1f}"
+        )
+        cp_cpu = statistics.median(r[1] for r in cp_runs)
+        export_cpu = statistics.median(r[1] for r in export_runs)
+        # On a machine busier than its cores, wall time follows CPU time: this ratio says what
+        # the wall ratio tends to there.
+        print(
+            f"CPU seconds (median): cp -r {cp_cpu:.2f}, export {export_cpu:.2f}; "
+            f"ratio {cp_cpu / export_cpu:.2f}"
         )
         if args.cli:
             cli_times = [time_cli(folder, scratch, args.workers) for _ in range(3)]
