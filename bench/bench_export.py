@@ -133,7 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=float, default=100.0)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=None, help="export processes (default auto)")
+    parser.add_argument("--workers", type=int, default=None, help="export processes (default 1)")
     parser.add_argument("--cli", action="store_true", help="also time the command line")
     parser.add_argument("--profile", action="store_true", help="profile one export")
     args = parser.parse_args()

@@ -74,7 +74,7 @@ def build_parser(prog: str = "glitchflow") -> argparse.ArgumentParser:
         "--workers",
         type=int,
         metavar="N",
-        help="processes that read and parse a local batch (default: one per core, at most 4)",
+        help="processes that read and parse a local batch (default 1; more where cores are idle)",
     )
     export.add_argument("--quiet", action="store_true", help="print nothing on success")
 

@@ -132,8 +132,8 @@ def export_batch(
     conditioning : Conditioning, optional
         Conditioned copies and Q-transform tiles to add.
     workers : int, optional
-        Processes that read and parse a local batch (default: one per core, at most 4, for a
-        batch large enough; see `glitchflow_dataset.reader.read_batch`).
+        Processes that read and parse a local batch (default 1; see
+        `glitchflow_dataset.reader.read_batch`).
 
     Raises
     ------

@@ -1,13 +1,15 @@
-"""Read a batch's chunk files, check each against the manifest and parse it, in several processes.
+"""Read, check against the manifest and parse a batch's chunk files, in one process or several.
 
 Most of an export's CPU is `parse_chunk` (simdjson into float64, then the chunk's checks), which
-holds the GIL, then sha256 and reads. A batch held in local files is therefore cut into
-contiguous slices by bytes, one per process: the caller reads, checks and parses the first slice
-while forked workers do the same with the others, then send their samples back through a pipe as
-raw float64 bytes (one copy, no pickling of arrays). Every file passes the same checks as in one
-process, and a bad batch names the same file: the first bad one in manifest order. A batch read
-from a bucket, a small batch, or a caller running threads (fork copies only the calling thread)
-takes the one-process path, whose reads and hashes run ahead in threads.
+holds the GIL, then sha256 and reads. By default a batch is read in this process, reads and
+hashes running ahead in threads (both release the GIL). With ``workers`` > 1 a batch held in
+local files is cut into contiguous slices by bytes, one per process: the caller reads, checks and
+parses the first slice while forked workers do the same with the others, then send their samples
+back through a pipe as raw float64 bytes (one copy, no pickling of arrays). That pays where cores
+are idle; on the shared 2-core VM one process was as fast or faster (docs/PERFORMANCE.md), so it
+is not the default. Every file passes the same checks either way, and a bad batch names the same
+file: the first bad one in manifest order. A batch read from a bucket, or a caller running
+threads (fork copies only the calling thread), is read in one process.
 """
 
 from __future__ import annotations
@@ -25,16 +27,7 @@ from glitchflow_archive import ArchiveError, ArchiveStore, BatchRef, FileEntry, 
 from glitchflow_core.chunk import Chunk, ChunkError, parse_chunk
 from glitchflow_dataset.errors import DatasetError
 
-MAX_WORKERS = 4
-"""Processes at most: beyond a few, the pipe back to the caller and the HDF5 write dominate."""
-MIN_BYTES_PER_WORKER = 16 * 1024 * 1024
-"""Chunk bytes a process must have to be worth forking (a fork and its pipe cost ~10 ms)."""
 _HEADER = struct.Struct("<Q")
-
-
-def default_workers() -> int:
-    """Processes for a large local batch: the cores this process may run on, at most 4."""
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def parse_stored(ref: BatchRef, entry: FileEntry, data: bytes) -> Chunk:
@@ -63,9 +56,8 @@ def read_chunks(store: ArchiveStore, ref: BatchRef, manifest: Manifest) -> Itera
 def read_batch(
     store: ArchiveStore, ref: BatchRef, manifest: Manifest, *, workers: int | None = None
 ) -> list[Chunk]:
-    """Every chunk of the batch in manifest order, verified and parsed, in up to ``workers``
-    processes (default `default_workers`, each with at least `MIN_BYTES_PER_WORKER`; a number
-    given is used as is, for tests).
+    """Every chunk of the batch in manifest order, verified and parsed, in ``workers`` processes
+    (default 1) when the batch is in local files and this process runs no other thread.
 
     Raises
     ------
@@ -113,10 +105,9 @@ def plan_slices(
     store: ArchiveStore, ref: BatchRef, manifest: Manifest, workers: int | None = None
 ) -> list[list[FileEntry]]:
     """The manifest's files cut into one slice per process `read_batch` would run."""
-    if workers is None:
-        workers = min(default_workers(), max(1, manifest.nbytes // MIN_BYTES_PER_WORKER))
     if (
-        workers < 2
+        workers is None
+        or workers < 2
         or not store.reads_locally(ref.name)
         or threading.active_count() > 1
         or "fork" not in multiprocessing.get_all_start_methods()

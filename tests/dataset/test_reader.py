@@ -75,8 +75,8 @@ print(len(slices), [e for part in slices for e in part] == list(manifest.files))
     assert in_fresh_process(code, gappy[1]) == "3 True"
     store, ref, manifest = _open(gappy[1])
     assert plan_slices(store, ref, manifest, 1) == [list(manifest.files)]
-    # A small batch stays in one process unless told otherwise.
-    assert len(plan_slices(store, ref, manifest)) == 1
+    # One process unless told otherwise.
+    assert plan_slices(store, ref, manifest) == [list(manifest.files)]
 
 
 def test_processes_read_the_same_chunks_as_one_process(gappy):
