@@ -153,6 +153,11 @@ class ArchiveStore(ABC):
     def location(self, name: str) -> str:
         """Where batch ``name`` is, for messages and reports (a path or a URL)."""
 
+    def reads_locally(self, name: str) -> bool:
+        """True when batch ``name`` is read from local files, with no client or connection that
+        a forked process would share with its parent (so readers may fork); False here."""
+        return False
+
     # ----------------------------------------------------------------- shared rules
 
     def _ref(self, name: str) -> BatchRef:
@@ -235,13 +240,7 @@ class ArchiveStore(ABC):
             A file is missing, unlisted, or its size or sha256 differs (raised before any file
             is yielded for a missing or unlisted one, at that file for a differing one).
         """
-        present = set(self.list_files(ref.name))
-        for entry in manifest.files:
-            if entry.name not in present:
-                raise FileMismatch(f"batch {ref.name}: {entry.name} is in the manifest but missing")
-        unlisted = self.unlisted_files(ref, manifest)
-        if unlisted:
-            raise FileMismatch(f"batch {ref.name}: {unlisted[0]} is not in the manifest")
+        self.check_listing(ref, manifest)
         with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="archive-read") as pool:
             pending: deque[tuple[FileEntry, Future[bytes]]] = deque()
             entries = iter(manifest.files)
@@ -251,7 +250,7 @@ class ArchiveStore(ABC):
                         entry = next(entries, None)
                         if entry is None:
                             break
-                        pending.append((entry, pool.submit(self._read_checked, ref, entry)))
+                        pending.append((entry, pool.submit(self.read_checked, ref, entry)))
                     if not pending:
                         return
                     entry, future = pending.popleft()
@@ -260,7 +259,18 @@ class ArchiveStore(ABC):
                 for _, future in pending:
                     future.cancel()
 
-    def _read_checked(self, ref: BatchRef, entry: FileEntry) -> bytes:
+    def check_listing(self, ref: BatchRef, manifest: Manifest) -> None:
+        """Raise `FileMismatch` when a listed file is missing or a chunk file is unlisted."""
+        present = set(self.list_files(ref.name))
+        for entry in manifest.files:
+            if entry.name not in present:
+                raise FileMismatch(f"batch {ref.name}: {entry.name} is in the manifest but missing")
+        unlisted = self.unlisted_files(ref, manifest)
+        if unlisted:
+            raise FileMismatch(f"batch {ref.name}: {unlisted[0]} is not in the manifest")
+
+    def read_checked(self, ref: BatchRef, entry: FileEntry) -> bytes:
+        """The bytes of one listed file; `FileMismatch` if it is missing or differs."""
         try:
             data = self.read_bytes(ref.name, entry.name)
         except FileNotFoundError as exc:

@@ -63,6 +63,9 @@ class TieredArchive(ArchiveStore):
     def read_bytes(self, name: str, file: str) -> bytes:
         return self._where(name).read_bytes(name, file)
 
+    def reads_locally(self, name: str) -> bool:
+        return self._where(name).reads_locally(name)
+
     def location(self, name: str) -> str:
         if not name:
             return f"{self.local.location('')} and {self.remote.location('')}"

@@ -3,6 +3,7 @@
 Usage::
 
     glitchflow export BATCH --out FILE.h5 [--archive-root DIR] [--pad-gaps] [--condition CFG]
+                      [--workers N]
     glitchflow train-ref --dataset FILE.h5 --out DIR [--window S] [--top N] [--seed N]
 
 ``BATCH`` is a batch id (``7``), ``latest``, an archived batch name, or a batch folder path.
@@ -69,6 +70,12 @@ def build_parser(prog: str = "glitchflow") -> argparse.ArgumentParser:
         metavar="CONFIG",
         help="TOML or JSON: [resample] [bandpass] [whiten] [qtransform] (see docs/DATASET.md)",
     )
+    export.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that read and parse a local batch (default 1; more where cores are idle)",
+    )
     export.add_argument("--quiet", action="store_true", help="print nothing on success")
 
     train = sub.add_parser("train-ref", help="train the reference glitch detector on a dataset")
@@ -98,7 +105,10 @@ def run_export(args: argparse.Namespace) -> str:
         root = args.archive_root or default_archive_root()
         store = open_archive(root, args.archive_settings)
         ref = store.resolve(args.batch)
-    return export_batch(store, ref, args.out, pad=args.pad_gaps, conditioning=conditioning).line()
+    summary = export_batch(
+        store, ref, args.out, pad=args.pad_gaps, conditioning=conditioning, workers=args.workers
+    )
+    return summary.line()
 
 
 def run_train(args: argparse.Namespace) -> str:

@@ -26,9 +26,10 @@ from pathlib import Path
 import orjson
 
 from glitchflow_archive import ArchiveStore, BatchRef, Manifest
-from glitchflow_core.chunk import Chunk, ChunkError, parse_chunk
+from glitchflow_core.chunk import Chunk
 from glitchflow_dataset.condition import Conditioning, condition_series, q_tiles
 from glitchflow_dataset.errors import DatasetError
+from glitchflow_dataset.reader import read_batch
 from glitchflow_dataset.segments import Segment, join_segments, pad_gaps
 
 FORMAT = "glitchflow-dataset/1"
@@ -58,26 +59,6 @@ class ExportSummary:
             f"exported batch {self.batch} ({self.chunks} chunks, {self.chunk_bytes} bytes, "
             f"{len(self.channels)} channels, {segs} segments) to {self.out}"
         )
-
-
-def read_chunks(store: ArchiveStore, ref: BatchRef, manifest: Manifest) -> Iterator[Chunk]:
-    """Every chunk of the batch, verified against the manifest and parsed by the services' parser.
-
-    Raises
-    ------
-    glitchflow_archive.ArchiveError
-        A file is missing, unlisted or differs from the manifest.
-    DatasetError
-        A file is not a valid chunk.
-    """
-    for entry, data in store.read_verified(ref, manifest):
-        try:
-            # Every sample takes at least two bytes: this bound never refuses a stored chunk.
-            yield parse_chunk(data, max_samples=max(len(data) // 2, 1))
-        except ChunkError as exc:
-            raise DatasetError(
-                f"batch {ref.name}: {entry.name} is not a valid chunk ({exc})"
-            ) from exc
 
 
 @contextlib.contextmanager
@@ -112,9 +93,11 @@ def atomic_output(out: Path) -> Iterator[Path]:
 def _series(segment: Segment):  # -> gwpy TimeSeries
     from gwpy.timeseries import TimeSeries
 
-    # t0 and dt are given as the floats the chunks carried, so they read back bit-exact.
+    # t0 and dt are given as the floats the chunks carried, so they read back bit-exact; the
+    # samples are this export's own array, not copied again.
     return TimeSeries(
         segment.samples(),
+        copy=False,
         t0=segment.t0,
         dt=segment.dt,
         unit=UNIT,
@@ -131,6 +114,7 @@ def export_batch(
     pad: bool = False,
     conditioning: Conditioning | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> ExportSummary:
     """Write batch ``ref`` of ``store`` to the HDF5 file ``out``.
 
@@ -147,6 +131,9 @@ def export_batch(
         One series per channel with NaN in the gaps, instead of one series per segment.
     conditioning : Conditioning, optional
         Conditioned copies and Q-transform tiles to add.
+    workers : int, optional
+        Processes that read and parse a local batch (default 1; see
+        `glitchflow_dataset.reader.read_batch`).
 
     Raises
     ------
@@ -154,7 +141,7 @@ def export_batch(
         With a one-line message naming the problem.
     """
     manifest = store.read_manifest(ref)
-    chunks = list(read_chunks(store, ref, manifest))
+    chunks = read_batch(store, ref, manifest, workers=workers)
     if not chunks:
         raise DatasetError(f"batch {ref.name} holds no chunks")
     _check_channels(ref, manifest, chunks)
