@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from chromium import launched
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
 
@@ -48,3 +49,10 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[Stack, Layout]
     yield start
     for stack in reversed(started):
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless chromium for a browser test module (skipped, saying why, without chromium)."""
+    with launched() as browser:
+        yield browser
