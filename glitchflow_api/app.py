@@ -33,7 +33,7 @@ def route_label(scope: Scope) -> str:
 
 def build_app(settings: Settings) -> FastAPI:
     """The app for ``settings``; see `glitchflow_api.create_app`."""
-    configure_logging(SERVICE, settings.log_level)
+    configure_logging(SERVICE, settings.log_level, settings.access_log)
     tokens = Tokens(writer=settings.writer_token_set(), admin=settings.admin_token_set())
     if tokens.open:
         log.warning("no WRITER_TOKENS or ADMIN_TOKENS configured: the API is open (local use only)")
