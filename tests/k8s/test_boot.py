@@ -173,6 +173,27 @@ def _start_store(docs, tmp: Path, port: int) -> tuple[Process, S3Location]:
         time.sleep(0.2)
 
 
+def _headers(docs) -> tuple[dict[str, str], dict[str, str]]:
+    """A writer's and an admin's headers, with the tokens of the Secret glitchflow-tokens."""
+    tokens = secret_data(docs, "glitchflow-tokens")
+    writer = {
+        "Authorization": f"Bearer {tokens['writer-tokens'].splitlines()[0]}",
+        "Content-Type": "application/json",
+    }
+    admin = {"Authorization": f"Bearer {tokens['admin-tokens'].splitlines()[0]}"}
+    return writer, admin
+
+
+def _fill_until_frozen(api: httpx.Client, writer: dict[str, str]) -> int:
+    """Stream chunks up to the overlay's MAX_SIZE; the index of the one that froze the batch."""
+    for i in range(200):
+        answer = api.post("/streamdata", content=_chunk(2e9 + i, i), headers=writer)
+        assert answer.status_code == 201, answer.text
+        if answer.json()["body"]["frozen"]:
+            return i
+    raise AssertionError("the batch never froze")
+
+
 @pytest.fixture
 def booted(rendered, tmp_path, request) -> Iterator[dict]:
     docs = rendered[getattr(request, "param", "dev")]
@@ -213,12 +234,7 @@ def booted(rendered, tmp_path, request) -> Iterator[dict]:
 
 def test_stream_freeze_flush_through_the_dev_manifests(booted) -> None:
     docs, tmp = booted["docs"], booted["tmp"]
-    tokens = secret_data(docs, "glitchflow-tokens")
-    writer = {
-        "Authorization": f"Bearer {tokens['writer-tokens'].splitlines()[0]}",
-        "Content-Type": "application/json",
-    }
-    admin = {"Authorization": f"Bearer {tokens['admin-tokens'].splitlines()[0]}"}
+    writer, admin = _headers(docs)
 
     # A gwclient Job's container streams its detector's strain through the API.
     (_job, template) = next(
@@ -242,13 +258,7 @@ def test_stream_freeze_flush_through_the_dev_manifests(booted) -> None:
         assert stats["n_itm"] == chunks, stats
 
         # Fill the batch up to the overlay's MAX_SIZE: it freezes.
-        for i in range(200):
-            answer = api.post("/streamdata", content=_chunk(2e9 + i, i), headers=writer)
-            assert answer.status_code == 201, answer.text
-            if answer.json()["body"]["frozen"]:
-                break
-        else:
-            raise AssertionError("the batch never froze")
+        i = _fill_until_frozen(api, writer)
         # FREEZE_MODE=rotate, the manifests' default: the full batch is sealed and the next
         # chunk opens the next batch at once.
         assert api.post("/streamdata", content=_chunk(3e9, 0), headers=writer).status_code == 201
@@ -327,20 +337,9 @@ def test_stream_freeze_flush_through_the_dev_manifests(booted) -> None:
 @pytest.mark.parametrize("booted", ["dev-s3"], indirect=True)
 def test_dev_s3_uploads_the_flushed_batch_and_the_export_reads_it_there(booted) -> None:
     docs, tmp = booted["docs"], booted["tmp"]
-    tokens = secret_data(docs, "glitchflow-tokens")
-    writer = {
-        "Authorization": f"Bearer {tokens['writer-tokens'].splitlines()[0]}",
-        "Content-Type": "application/json",
-    }
-    admin = {"Authorization": f"Bearer {tokens['admin-tokens'].splitlines()[0]}"}
+    writer, admin = _headers(docs)
     with httpx.Client(base_url=booted["api"], timeout=30) as api:
-        for i in range(200):
-            answer = api.post("/streamdata", content=_chunk(2e9 + i, i), headers=writer)
-            assert answer.status_code == 201, answer.text
-            if answer.json()["body"]["frozen"]:
-                break
-        else:
-            raise AssertionError("the batch never froze")
+        _fill_until_frozen(api, writer)
         assert api.post("/train", json={"user": "airflow"}, headers=admin).status_code == 200
         clean = api.post("/cleanbuf", json={"msg": "trained"}, headers=admin)
         assert clean.status_code == 200 and clean.json()["resp"] == "CLEANED", clean.text
