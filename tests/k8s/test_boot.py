@@ -194,6 +194,19 @@ def _fill_until_frozen(api: httpx.Client, writer: dict[str, str]) -> int:
     raise AssertionError("the batch never froze")
 
 
+def _run_job(container: dict, args: list[str], env: dict[str, str]) -> None:
+    """The job pod's command with ``args`` here, to its successful end."""
+    run = subprocess.run(
+        [str(console_script(container["command"][0])), *args],
+        env={**base_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 @pytest.fixture
 def booted(rendered, tmp_path, request) -> Iterator[dict]:
     docs = rendered[getattr(request, "param", "dev")]
@@ -312,15 +325,7 @@ def test_stream_freeze_flush_through_the_dev_manifests(booted) -> None:
     out.parent.mkdir(parents=True)
     train = ["train-ref", "--dataset", str(out), "--out", str(model)]
     for args in ([local(a) for a in export], train):
-        run = subprocess.run(
-            [str(console_script(container["command"][0])), *args],
-            env={**base_env(), **env},
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
+        _run_job(container, args, env)
     assert out.stat().st_size > 0
     assert (model / "report.json").exists()
 
@@ -386,21 +391,6 @@ def test_dev_s3_uploads_the_flushed_batch_and_the_export_reads_it_there(booted) 
     out.parent.mkdir(parents=True)
     job_tmp = tmp / "job-tmp"
     job_tmp.mkdir()
-    run = subprocess.run(
-        [
-            str(console_script(container["command"][0])),
-            "export",
-            archive,
-            "--archive-root",
-            str(data / "archive"),
-            "--out",
-            str(out),
-        ],
-        env={**base_env(), "HOME": str(job_tmp), "MPLCONFIGDIR": str(job_tmp), **archive_env},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    export = ["export", archive, "--archive-root", str(data / "archive"), "--out", str(out)]
+    _run_job(container, export, {"HOME": str(job_tmp), "MPLCONFIGDIR": str(job_tmp), **archive_env})
     assert out.stat().st_size > 0
