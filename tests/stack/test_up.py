@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,10 +129,11 @@ def test_up_starts_three_services_and_stops_them_on_sigterm(
 
 def _access_lines(lines: list[str]) -> set[str]:
     """The services (``[name]`` prefix) that printed an access-log line."""
+    # Searched anywhere in the line: a service's line may follow the launcher's unended one.
     return {
-        line.split("]", 1)[0].lstrip("[")
+        match.group(1)
         for line in lines
-        if '"logger": "glitchflow.request"' in line
+        for match in re.finditer(r"\[(\w+)\] \{[^{}]*\"logger\": \"glitchflow\.request\"", line)
     }
 
 
