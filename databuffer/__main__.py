@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         source = variable_name(Settings, "port")
     sock = bind_socket(PROG, host, port, source)
-    configure_logging("databuffer", settings.log_level)
+    configure_logging("databuffer", settings.log_level, settings.access_log)
     keep_freed_memory()
     # One process only: the storage lock lives in this process's memory.
     config = uvicorn.Config(

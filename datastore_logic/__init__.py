@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from glitchflow_core.metrics import ServiceMetrics
 
     settings = settings if settings is not None else Settings()
-    log = configure_logging(SERVICE, settings.log_level)
+    log = configure_logging(SERVICE, settings.log_level, settings.access_log)
     tokens = settings.service_tokens()
     if not tokens:
         log.warning("no SERVICE_TOKEN configured: POST endpoints are open (local use only)")

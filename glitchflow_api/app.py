@@ -55,7 +55,7 @@ def route_methods(app: FastAPI) -> dict[str, frozenset[str]]:
 
 def build_app(settings: Settings) -> FastAPI:
     """The app for ``settings``; see `glitchflow_api.create_app`."""
-    configure_logging(SERVICE, settings.log_level)
+    configure_logging(SERVICE, settings.log_level, settings.access_log)
     writer, admin = settings.writer_token_set(), settings.admin_token_set()
     reader = settings.reader_token_set()
     gate = api_gate(writer, admin, reader, settings.status_needs_token)

@@ -61,10 +61,12 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
+def configure_logging(service: str, level: str = "INFO", access_log: bool = True) -> logging.Logger:
     """Send the root logger's records to stderr as JSON lines tagged with ``service``.
 
-    Every line logged during a request carries its ``request_id``. Returns the service's logger.
+    Every line logged during a request carries its ``request_id``. ``access_log`` False keeps the
+    access log (one INFO line per request) quiet while the other lines stay at ``level``.
+    Returns the service's logger.
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -78,6 +80,7 @@ def configure_logging(service: str, level: str = "INFO") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    access.setLevel(logging.NOTSET if access_log else logging.WARNING)
     return logging.getLogger(service)
 
 

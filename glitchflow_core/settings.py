@@ -56,6 +56,7 @@ class ServiceSettings(BaseSettings):
 
     environment: Literal["dev", "production"] = aliased("dev", "environment")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = aliased("INFO", "log_level")
+    access_log: bool = aliased(True, "access_log")
     host: str = aliased("127.0.0.1", "host")
     port: int = aliased(8000, "port", ge=1, le=65535)
     service_token: str | None = aliased(None, "service_token")

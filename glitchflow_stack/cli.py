@@ -142,6 +142,20 @@ def add_up_options(up: argparse.ArgumentParser) -> None:
         "`scripts/up.sh --no-demo` turns it off)",
     )
     up.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        type=str.upper,
+        default="INFO",
+        help="the services' log level (default: INFO)",
+    )
+    up.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="--access-log: each service also prints one line per request it answers; "
+        "--no-access-log: only the other lines (the default)",
+    )
+    up.add_argument(
         "--airflow",
         action="store_true",
         help="also run Airflow standalone with the batch DAG (dags/), which flushes, exports and "
@@ -178,6 +192,14 @@ def open_store_warning(env: Mapping[str, str]) -> str | None:
             " the API is OPEN: anyone who reaches it can write, freeze, flush and read"
         )
     return None
+
+
+def log_env(args: argparse.Namespace) -> dict[str, str]:
+    """The services' log settings from ``--log-level`` and ``--access-log``."""
+    return {
+        "GLITCHFLOW_LOG_LEVEL": args.log_level,
+        "GLITCHFLOW_ACCESS_LOG": "true" if args.access_log else "false",
+    }
 
 
 def _print_line(line: str) -> None:
@@ -220,6 +242,7 @@ def up(args: argparse.Namespace) -> int:
             api_workers=args.api_workers,
             freeze_mode=args.freeze_mode,
             max_sealed=args.max_sealed,
+            env=log_env(args),
             echo=_print_line,
         )
     )

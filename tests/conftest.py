@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from chromium import launched
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
 
@@ -79,3 +80,10 @@ def s3(seaweed: SeaweedS3) -> Iterator[SeaweedS3]:
 def bucket(s3: SeaweedS3) -> str:
     """A fresh bucket of the session's server."""
     return s3.new_bucket()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless chromium for a browser test module (skipped, saying why, without chromium)."""
+    with launched() as browser:
+        yield browser

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 CONN_ID = "glitchflow_api"
 """The Airflow connection (HTTP) with the API's address and admin token (password)."""
 
 RUNNERS = ("local", "kubernetes")
+DATA_AFFINITY_DEFAULT = {"app.kubernetes.io/name": "databuffer"}
+"""The labels of the buffer's pod (k8s/base), next to which the pods run by default."""
 
 
 class SettingError(ValueError):
@@ -31,6 +33,19 @@ def _env(env: Mapping[str, str], name: str) -> str | None:
     if value is None:
         value = env.get(f"AIRFLOW_VAR_{name}")
     return value.strip() if value is not None and value.strip() else None
+
+
+def _labels(env: Mapping[str, str], name: str) -> dict[str, str] | None:
+    """``key=value,key=value`` labels; ``none`` for none."""
+    raw = _env(env, name)
+    if raw is None:
+        return dict(DATA_AFFINITY_DEFAULT)
+    if raw.lower() == "none":
+        return None
+    pairs = [part.strip().partition("=") for part in raw.split(",")]
+    if any(not key.strip() or sep != "=" or not value.strip() for key, sep, value in pairs):
+        raise SettingError(f"{name}={raw!r}: must be key=value[,key=value] or none")
+    return {key.strip(): value.strip() for key, _, value in pairs}
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
@@ -67,6 +82,11 @@ class DagSettings:
     memory_request: str = "1Gi"
     cpu_limit: str = "2"
     memory_limit: str = "4Gi"
+    data_affinity: dict[str, str] | None = field(
+        default_factory=lambda: dict(DATA_AFFINITY_DEFAULT)
+    )
+    archive_configmap: str | None = None
+    archive_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> DagSettings:
@@ -95,6 +115,8 @@ class DagSettings:
                 ("memory_request", "GLITCHFLOW_POD_MEMORY_REQUEST"),
                 ("cpu_limit", "GLITCHFLOW_POD_CPU_LIMIT"),
                 ("memory_limit", "GLITCHFLOW_POD_MEMORY_LIMIT"),
+                ("archive_configmap", "GLITCHFLOW_ARCHIVE_CONFIGMAP"),
+                ("archive_secret", "GLITCHFLOW_ARCHIVE_SECRET"),
             )
             if (value := _env(env, name)) is not None
         }
@@ -107,6 +129,7 @@ class DagSettings:
             retries=int(_number(env, "GLITCHFLOW_RETRIES", cls.retries, 0)),
             retry_delay=_number(env, "GLITCHFLOW_RETRY_DELAY", cls.retry_delay, 0),
             api_timeout=_number(env, "GLITCHFLOW_API_TIMEOUT", cls.api_timeout, 0.1),
+            data_affinity=_labels(env, "GLITCHFLOW_DATA_AFFINITY"),
             **pods,
         )
 

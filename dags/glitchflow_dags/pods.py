@@ -6,6 +6,14 @@ Each pod mounts the buffer's data volume read-only at `DATA_MOUNT` (the archive 
 arguments, so a pod's spec says which batch it works on. The train pod hands its report back
 through the operator's XCom sidecar.
 
+The pods are locked down as the ``restricted`` Pod Security Standard of namespace glitchflow asks
+(uid `RUN_AS`, ``fsGroup`` so that they may write the datasets volume, seccomp, no capabilities,
+the XCom sidecar too) and, the data volume being ReadWriteOnce, scheduled next to the pod that
+holds it (``GLITCHFLOW_DATA_AFFINITY``). ``k8s/airflow/job-pod-template.yaml`` is the export pod
+written out; tests/dags/test_pods.py holds the two together. With the archive tier in object
+storage, the pods take its settings from a ConfigMap and its keys from a Secret
+(``GLITCHFLOW_ARCHIVE_CONFIGMAP``, ``GLITCHFLOW_ARCHIVE_SECRET``), as the buffer does.
+
 `manifest` renders an operator's pod offline (no cluster needed), for tests and for ``k8s/``.
 Importing this module needs only Airflow with the cncf-kubernetes provider.
 """
@@ -21,8 +29,22 @@ from glitchflow_dags.config import DagSettings
 
 DATA_MOUNT = "/data"
 DATASETS_MOUNT = "/datasets"
+ARCHIVE_SECRET_KEYS = {
+    "GLITCHFLOW_ARCHIVE_S3_ACCESS_KEY_ID": "access-key-id",
+    "GLITCHFLOW_ARCHIVE_S3_SECRET_ACCESS_KEY": "secret-access-key",
+}
+"""The archive store's keys: the variables the pods get and the keys of the Secret they come from
+(the Secret of ``k8s/components/archive-s3``, which gives the buffer the same two)."""
 XCOM_RETURN = "/airflow/xcom/return.json"
-LABELS = {"app.kubernetes.io/part-of": "glitchflow", "app.kubernetes.io/component": "batch"}
+LABELS = {
+    "app.kubernetes.io/part-of": "glitchflow",
+    "app.kubernetes.io/name": "glitchflow-batch",
+    "app.kubernetes.io/component": "batch",
+}
+RUN_AS = 10001
+"""The uid, gid and fsGroup of the images (``USER 10001:10001``) and of every glitchflow pod."""
+TMP_SIZE = "4Gi"
+"""Room for gwpy's and matplotlib's caches in ``/tmp`` (the root filesystem is read-only)."""
 
 
 def pod_paths(archive: str) -> dict[str, str]:
@@ -34,11 +56,56 @@ def pod_paths(archive: str) -> dict[str, str]:
     }
 
 
+def _locked_down() -> k8s.V1SecurityContext:
+    """A container's context: read-only root, no privilege escalation, no capabilities."""
+    return k8s.V1SecurityContext(
+        run_as_non_root=True,
+        read_only_root_filesystem=True,
+        allow_privilege_escalation=False,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+
+
+def _affinity(selector: dict[str, str] | None) -> k8s.V1Affinity | None:
+    """On the node of the pod ``selector`` matches (the one holding the ReadWriteOnce volume)."""
+    if not selector:
+        return None
+    term = k8s.V1PodAffinityTerm(
+        topology_key="kubernetes.io/hostname",
+        label_selector=k8s.V1LabelSelector(match_labels=selector),
+    )
+    return k8s.V1Affinity(
+        pod_affinity=k8s.V1PodAffinity(required_during_scheduling_ignored_during_execution=[term])
+    )
+
+
+def _env(settings: DagSettings) -> list[k8s.V1EnvVar]:
+    """Caches in /tmp, and the archive store's keys from its Secret (when configured)."""
+    env = [
+        k8s.V1EnvVar(name="HOME", value="/tmp"),  # noqa: S108  gwpy's and astropy's caches
+        k8s.V1EnvVar(name="MPLCONFIGDIR", value="/tmp"),  # noqa: S108
+    ]
+    if settings.archive_secret:
+        for name, key in ARCHIVE_SECRET_KEYS.items():
+            ref = k8s.V1SecretKeySelector(name=settings.archive_secret, key=key)
+            env.append(k8s.V1EnvVar(name=name, value_from=k8s.V1EnvVarSource(secret_key_ref=ref)))
+    return env
+
+
+def _env_from(settings: DagSettings) -> list[k8s.V1EnvFromSource]:
+    """The archive store's settings, from its ConfigMap (when configured)."""
+    if not settings.archive_configmap:
+        return []
+    source = k8s.V1ConfigMapEnvSource(name=settings.archive_configmap)
+    return [k8s.V1EnvFromSource(config_map_ref=source)]
+
+
 def _common(settings: DagSettings) -> dict[str, Any]:
     """What both pods share: namespace, volumes, resources, a non-root read-only container."""
     return {
         "namespace": settings.namespace,
         "service_account_name": settings.service_account,
+        "automount_service_account_token": False,
         "labels": LABELS,
         "volumes": [
             k8s.V1Volume(
@@ -53,25 +120,31 @@ def _common(settings: DagSettings) -> dict[str, Any]:
                     claim_name=settings.datasets_claim
                 ),
             ),
-            k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+            k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE)),
         ],
         "volume_mounts": [
             k8s.V1VolumeMount(name="data", mount_path=DATA_MOUNT, read_only=True),
             k8s.V1VolumeMount(name="datasets", mount_path=DATASETS_MOUNT),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),  # noqa: S108  gwpy's cache
         ],
-        "env_vars": {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp"},  # noqa: S108
+        "env_vars": _env(settings),
+        "env_from": _env_from(settings),
         "container_resources": k8s.V1ResourceRequirements(
             requests={"cpu": settings.cpu_request, "memory": settings.memory_request},
             limits={"cpu": settings.cpu_limit, "memory": settings.memory_limit},
         ),
-        "container_security_context": k8s.V1SecurityContext(
+        "container_security_context": _locked_down(),
+        "xcom_sidecar_container_security_context": _locked_down(),
+        "security_context": k8s.V1PodSecurityContext(
             run_as_non_root=True,
-            read_only_root_filesystem=True,
-            allow_privilege_escalation=False,
-            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            run_as_user=RUN_AS,
+            run_as_group=RUN_AS,
+            fs_group=RUN_AS,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
-        "security_context": k8s.V1PodSecurityContext(run_as_non_root=True, run_as_user=10001),
+        "affinity": _affinity(settings.data_affinity),
+        # No Service's address in the environment (the template's enableServiceLinks: false).
+        "full_pod_spec": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[], enable_service_links=False)),
         "on_finish_action": "delete_succeeded_pod",
         "get_logs": True,
     }

@@ -5,37 +5,17 @@ Every request the page makes is recorded: all must go to the API on 127.0.0.1.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from chromium import needs_chromium
 
 from glitchflow_stack import ManagedProcess, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason=f"no chromium at {CHROMIUM} (apt-get install chromium)",
-    ),
-]
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), needs_chromium]
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +34,6 @@ def api_url() -> Iterator[str]:
         yield proc.url
     finally:
         proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def open_page(browser, url: str, ready: str, shot: Path) -> tuple[list[str], list[str], object]:

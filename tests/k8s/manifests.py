@@ -29,7 +29,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 NAMESPACE = "glitchflow"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "dev-s3", "prod")
+OWN_IMAGES = "registry.example.org/glitchflow/"
+"""Where this project's images are; others (the dev S3 store) are pinned third-party images."""
 # The Kubernetes version the manifests are validated against (kubernetes-validate's schemas).
 K8S_VERSION = "1.32.0"
 # The services: Kubernetes workload name -> (settings module, app package).
@@ -71,6 +73,8 @@ class Tokens:
     writer: str = field(default_factory=lambda: secrets.token_hex(20))
     admin: str = field(default_factory=lambda: secrets.token_hex(20))
     service: str = field(default_factory=lambda: secrets.token_hex(20))
+    s3_key_id: str = field(default_factory=lambda: "GF" + secrets.token_hex(9).upper())
+    s3_secret: str = field(default_factory=lambda: secrets.token_hex(20))
 
     def files(self) -> dict[str, str]:
         """File name -> content, as k8s/secrets.example/ names them (no trailing newline)."""
@@ -79,10 +83,12 @@ class Tokens:
             "admin-tokens": self.admin,
             "service-token": self.service,
             "gwclient-token": self.writer,
+            "archive-s3-access-key-id": self.s3_key_id,
+            "archive-s3-secret-access-key": self.s3_secret,
         }
 
     def all(self) -> set[str]:
-        return {self.writer, self.admin, self.service}
+        return {self.writer, self.admin, self.service, self.s3_key_id, self.s3_secret}
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from k8s.manifests import (
     K8S,
     NAMESPACE,
     OVERLAYS,
+    OWN_IMAGES,
     ROOT,
     SERVICES,
     arg_value,
     base_env,
+    container_env,
     find,
     labels_match,
     localize,
@@ -239,6 +241,8 @@ def _images(rendered) -> dict[str, list[dict[str, Any]]]:
     for docs in [rendered["dev"], rendered["prod"], templates]:
         for _workload, template in pod_templates(docs):
             for container in template["spec"]["containers"]:
+                if not container["image"].startswith(OWN_IMAGES):
+                    continue  # a third-party image (the dev S3 store)
                 name = container["image"].rsplit("/", 1)[-1].split(":")[0]
                 out.setdefault(name, []).append(container)
     return out
@@ -536,3 +540,91 @@ def test_image_sources_build_a_wheel_with_the_command_it_runs(image, tmp_path) -
     if image == "logic":
         assert "datastore_logic/gunicorn.conf.py" in names
         assert any(n.startswith("datastore_logic/templates/") for n in names)
+
+
+# ------------------------------------------------------------------ archive store (archive-s3)
+
+JOB_POD = K8S / "airflow" / "job-pod-template.yaml"
+
+
+def _store(docs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dev S3 store's StatefulSet and container (overlays/dev-s3)."""
+    sts = one(docs, "StatefulSet", "archive-s3")
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    return sts, container
+
+
+def test_the_buffer_archives_to_the_store_with_the_stores_keys(rendered, tree, tmp_path) -> None:
+    docs = rendered["dev-s3"]
+    ((_, spec, buffer),) = [s for s in service_containers(docs) if s[0] == "databuffer"]
+    values = load_settings(SERVICES["databuffer"], localize(docs, spec, buffer, tmp_path).env)
+    values = values["values"]
+    # The endpoint is the store's Service, whose port leads to the store's S3 port.
+    endpoint = urlsplit(values["archive_s3_endpoint"])
+    service = one(docs, "Service", endpoint.hostname)
+    sts, store = _store(docs)
+    assert labels_match(
+        {"matchLabels": service["spec"]["selector"]}, sts["spec"]["template"]["metadata"]["labels"]
+    )
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == endpoint.port]
+    assert {p["name"]: p["containerPort"] for p in store["ports"]}[port["targetPort"]] == 8333
+    assert "-s3.port=8333" in store["args"]
+    # The keys come from the Secret (never the ConfigMap), the same the store's identity uses.
+    assert values["archive_s3_access_key_id"] == tree.tokens.s3_key_id
+    assert values["archive_s3_secret_access_key"] == tree.tokens.s3_secret
+    _plain, from_secrets = container_env(docs, store)
+    assert from_secrets["AWS_ACCESS_KEY_ID"] == tree.tokens.s3_key_id
+    assert from_secrets["AWS_SECRET_ACCESS_KEY"] == tree.tokens.s3_secret
+    configmap = one(docs, "ConfigMap", "glitchflow-archive-s3")["data"]
+    assert not [k for k in configmap if re.search(r"KEY_ID|SECRET", k)]
+    # The store makes at start the bucket the buffer uploads to.
+    (bucket_var,) = [e for e in store["env"] if e["name"] == "S3_BUCKET"]
+    ref = bucket_var["valueFrom"]["configMapKeyRef"]
+    assert ref["name"] == "glitchflow-archive-s3"
+    assert configmap[ref["key"]] == values["archive_s3_bucket"]
+    assert "-bucket=$(S3_BUCKET)" in store["args"]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_without_the_component_archives_stay_local(rendered, overlay, tmp_path) -> None:
+    docs = rendered[overlay]
+    ((_, spec, buffer),) = [s for s in service_containers(docs) if s[0] == "databuffer"]
+    values = load_settings(SERVICES["databuffer"], localize(docs, spec, buffer, tmp_path).env)
+    assert values["values"]["archive_s3_bucket"] is None
+    assert not find(docs, "ConfigMap", "glitchflow-archive-s3")
+
+
+def test_only_the_buffer_and_the_job_pods_reach_the_store(rendered) -> None:
+    docs = rendered["dev-s3"]
+    pods = _pods(docs)
+    pods["job"] = yaml.safe_load(JOB_POD.read_text())["metadata"]["labels"]
+    policies = [p["spec"] for p in find(docs, "NetworkPolicy")]
+    _sts, store = _store(docs)
+    store_port = store["ports"][0]["containerPort"]
+
+    admitted: set[str] = set()
+    ports: set[int] = set()
+    for spec in policies:
+        if labels_match(spec["podSelector"], pods["archive-s3"]):
+            for rule in spec.get("ingress", []):
+                for peer in rule["from"]:
+                    assert "namespaceSelector" not in peer and "ipBlock" not in peer
+                    admitted |= _selected(peer, pods)
+                ports |= {p["port"] for p in rule["ports"]}
+    assert admitted == {"databuffer", "job"}
+    assert ports == {store_port}
+
+    may_reach: set[str] = set()
+    for spec in policies:
+        for rule in spec.get("egress", []):
+            if any(
+                "podSelector" in peer
+                and "namespaceSelector" not in peer
+                and labels_match(peer["podSelector"], pods["archive-s3"])
+                for peer in rule["to"]
+            ):
+                assert {p["port"] for p in rule["ports"]} == {store_port}
+                may_reach |= {
+                    n for n, labels in pods.items() if labels_match(spec["podSelector"], labels)
+                }
+    assert may_reach == {"databuffer", "job"}

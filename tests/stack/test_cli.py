@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from glitchflow_stack.cli import add_up_options, byte_size
+from glitchflow_stack.cli import add_up_options, byte_size, log_env
 
 UP_OPTIONS = [
     "--data-dir",
@@ -22,6 +22,9 @@ UP_OPTIONS = [
     "--api-workers",
     "--demo",
     "--no-demo",
+    "--log-level",
+    "--access-log",
+    "--no-access-log",
 ]
 
 
@@ -68,6 +71,18 @@ def test_defaults_and_the_demo_switch() -> None:
     assert parser.parse_args(["--demo"]).demo is True
     # scripts/up.sh passes --demo first; a --no-demo after it wins.
     assert parser.parse_args(["--demo", "--no-demo"]).demo is False
+
+
+def test_access_log_is_off_by_default_and_on_with_its_option() -> None:
+    parser = up_parser()
+    assert log_env(parser.parse_args([])) == {
+        "GLITCHFLOW_LOG_LEVEL": "INFO",
+        "GLITCHFLOW_ACCESS_LOG": "false",
+    }
+    assert log_env(parser.parse_args(["--access-log", "--log-level", "debug"])) == {
+        "GLITCHFLOW_LOG_LEVEL": "DEBUG",
+        "GLITCHFLOW_ACCESS_LOG": "true",
+    }
 
 
 def test_up_help_documents_every_option_for_users() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,6 +129,37 @@ def test_up_starts_three_services_and_stops_them_on_sigterm(
     assert warnings == [open_store_warning({})]
     for port in ports.values():
         assert not port_in_use("127.0.0.1", port)
+
+
+def _access_lines(lines: list[str]) -> set[str]:
+    """The services (``[name]`` prefix) that printed an access-log line."""
+    # Searched anywhere in the line: a service's line may follow the launcher's unended one.
+    return {
+        match.group(1)
+        for line in lines
+        for match in re.finditer(r"\[(\w+)\] \{[^{}]*\"logger\": \"glitchflow\.request\"", line)
+    }
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_up_prints_access_lines_only_with_access_log(
+    up_args: list[str], ports: dict[str, int], access_log: bool
+) -> None:
+    up = Up(up_args + (["--access-log"] if access_log else []))
+    try:
+        up.wait_for("glitchflow up: ready")
+        # /stats goes through the API, the logic and the buffer: one access line each, if on.
+        assert httpx.get(f"http://127.0.0.1:{ports['api']}/stats", timeout=5).status_code == 200
+        if access_log:
+            up.wait_for('"path": "/stats"', timeout=10)
+            up.wait_for('"logger": "glitchflow.request"', timeout=10)
+        up.proc.send_signal(signal.SIGTERM)
+        assert up.finish() == 0
+    finally:
+        up.kill()
+    assert any("[databuffer]" in line for line in up.lines), "the other lines still show"
+    expected = {"databuffer", "logic", "api"} if access_log else set()
+    assert _access_lines(up.lines) == expected
 
 
 def test_up_says_which_service_died_and_stops_the_others(

@@ -12,28 +12,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from chromium import needs_chromium
 from playwright.sync_api import expect
 from status.conftest import ADMIN, H1, L1, ROTATE_ENV, TOKENS, TOKENS_ENV, store_env
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags chromium reaches for Google's hosts on its own.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-results"
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="chromium is not installed (apt-get install -y chromium)"
-    ),
+    needs_chromium,
 ]
 
 
@@ -63,16 +50,6 @@ class Watched:
             for url in self.requests
             if urlsplit(url).scheme != "data" and urlsplit(url).hostname != "127.0.0.1"
         ]
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
