@@ -14,14 +14,15 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from databuffer.archive import Archive, Hashes, hash_files
 from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import CurrentBatch
-from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, UnknownBatch
+from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, StorageError, UnknownBatch
 from databuffer.eventlog import EventLog
 from databuffer.index import BatchIndex, Span
 from databuffer.naming import ChunkIdentity, chunk_filename
@@ -33,6 +34,10 @@ from glitchflow_core.chunk import Chunk
 
 LOG_FILE = "LogStream.json"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+WRITE_THREADS = 16
+"""Threads that write and fsync the files of a multi-chunk write at once: fsyncs of the same
+file system issued together share the journal's commits, where one after the other each waits
+for its own (about 0.8 ms against 8 ms a file on this machine, docs/PERFORMANCE.md)."""
 
 
 class Storage:
@@ -79,6 +84,7 @@ class Storage:
         self._renamed = 0  # renames into the data folder so far
         self._synced = 0  # renames made durable by an fsync of the folder
         self._closed = False
+        self._writers: ThreadPoolExecutor | None = None
         self._stat_cache = StatCache(self.adm_dir / STAT_FILE, lambda: self.stat().as_json())
         self._batch = CurrentBatch(
             self.adm_dir / STATE_FILE,
@@ -346,6 +352,110 @@ class Storage:
                 self._stat_cache.refresh_soon()
         return result
 
+    def write_many(
+        self,
+        chunks: Sequence[tuple[Chunk, bytes | None]],
+        freeze_at: int | None = None,
+        max_age: float | None = None,
+        *,
+        max_sealed: int | None = None,
+    ) -> list[WriteResult | StorageError]:
+        """Store several chunks, each on its own, in order, as `write` would one after another.
+
+        Each chunk gets its own outcome: a `WriteResult` (``CREATED`` or ``DUPLICATE``), or the
+        `StorageError` that refused it (`Frozen`, `Conflict`, `DiskFull`, ...). The files are
+        written and fsynced together (`WRITE_THREADS`), then counted one by one in order
+        under the lock: a chunk that fills the batch freezes it (hold: the chunks after it are
+        refused with `Frozen`) or seals it (rotate: the chunks after it open the next batch).
+        Every outcome is durable before this returns, as for `write`.
+
+        Parameters
+        ----------
+        chunks : sequence of (Chunk, bytes or None)
+            Validated chunks and the bytes each was validated from (None: store the
+            canonical form, as for a binary chunk).
+        freeze_at, max_age, max_sealed
+            As for `write`, for every chunk.
+        """
+        pending = [
+            (
+                chunk_filename(chunk.channel, chunk.t0, chunk.n, chunk.dt),
+                ChunkIdentity.of(chunk),
+                body if body is not None else chunk.canonical_bytes(),
+                chunk,
+            )
+            for chunk, body in chunks
+        ]
+        outcomes: list[WriteResult | StorageError | None] = [None] * len(pending)
+        # What is known before any file is written (duplicates, conflicts, a frozen batch)
+        # needs none.
+        with self._lock:
+            for i, (name, identity, data, chunk) in enumerate(pending):
+                try:
+                    outcomes[i] = self._batch.check(name, identity, data, chunk)
+                except StorageError as exc:
+                    outcomes[i] = exc
+            renamed = self._renamed
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        temps = self._write_temps([pending[i] for i in todo])
+        placed: set[int] = set()
+        try:
+            for i, tmp in zip(todo, temps, strict=True):
+                if isinstance(tmp, StorageError):
+                    outcomes[i] = tmp
+                    continue
+                name, identity, data, chunk = pending[i]
+                with self._lock:
+                    try:
+                        result = self._batch.check(name, identity, data, chunk)
+                    except StorageError as exc:
+                        outcomes[i] = exc
+                        continue
+                    if result is None:
+                        os.replace(tmp, self.data_dir / name)
+                        placed.add(i)
+                        self._renamed += 1
+                        result = self._batch.add(
+                            name, identity, len(data), freeze_at, max_age, max_sealed
+                        )
+                    outcomes[i] = result
+                    renamed = self._renamed
+        finally:
+            for i, tmp in zip(todo, temps, strict=True):
+                if i not in placed and isinstance(tmp, Path):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        self._sync_data_dir(renamed)
+        created = [o for o in outcomes if isinstance(o, WriteResult) and o.resp == "CREATED"]
+        if any(result.frozen for result in created):
+            self._stat_cache.refresh()
+        elif created:
+            self._stat_cache.refresh_soon()
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _write_temps(
+        self, pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]]
+    ) -> list[Path | StorageError]:
+        """The temporary file of each chunk, written and fsynced together, or why it failed."""
+
+        def write_one(item: tuple[str, ChunkIdentity, bytes, Chunk]) -> Path | StorageError:
+            name, _, data, _ = item
+            try:
+                return write_temp(self.data_dir, data, "chunk", drop_cache=True)
+            except OSError as exc:
+                if exc.errno in _DISK_FULL:
+                    self.log.append("disk_full", file=name)
+                    return DiskFull(f"no space left writing {name}")
+                return StorageError(f"writing {name} failed: {exc.strerror or exc}")
+
+        if len(pending) < 2:
+            return [write_one(item) for item in pending]
+        if self._writers is None:
+            with self._lock:
+                if self._writers is None:
+                    self._writers = ThreadPoolExecutor(WRITE_THREADS, "chunk-writer")
+        return list(self._writers.map(write_one, pending))
+
     def _sync_data_dir(self, rename: int) -> None:
         """Make rename number ``rename`` durable before the write is acknowledged.
 
@@ -511,6 +621,8 @@ class Storage:
             if self._closed:
                 return
             self._closed = True
+        if self._writers is not None:
+            self._writers.shutdown()
         self._stat_cache.close()
         self.log.append("stop", **self.stat().as_json())
         self.log.close()

@@ -13,7 +13,7 @@ from starlette.types import Scope
 from glitchflow_api.auth import Tokens
 from glitchflow_api.context import Context
 from glitchflow_api.docs import offline_docs_app
-from glitchflow_api.models import chunk_schema
+from glitchflow_api.models import stream_request_body
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
 from glitchflow_api.status import router as status_router
@@ -83,6 +83,7 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 "description": "A writer token (/streamdata) or an admin token (all calls).",
             }
         }
-        body = doc["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
-        body["schema"] = chunk_schema(settings.max_samples, settings.min_dt, settings.max_dt)
+        doc["paths"]["/streamdata"]["post"]["requestBody"] = stream_request_body(
+            settings.max_samples, settings.min_dt, settings.max_dt, settings.max_chunks
+        )
     return app.openapi_schema

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from glitchflow_core.metrics import ServiceMetrics
 
 JSON_MEDIA = "application/json"
+BINARY_MEDIA = "application/octet-stream"
+"""Media type of a binary chunk: little-endian float64 samples; channel, t0, dt in the query."""
+NDJSON_MEDIA = "application/x-ndjson"
+"""Media type of several chunks, one JSON chunk a line."""
+CHUNK_MEDIA = (JSON_MEDIA, BINARY_MEDIA, NDJSON_MEDIA)
+"""What ``/streamdata`` and its hops take."""
 ADMIN_BODY_LIMIT = 64 * 1024
 """Largest admin body (``/train``, ``/cleanbuf`` and their hops): a user and a message fit."""
 MAX_OFFSET = 2**62
@@ -171,6 +177,16 @@ def require_media(content_type: str | None, *, empty_ok: bool = False) -> None:
     if empty_ok and not media:
         return
     raise UnsupportedMediaType
+
+
+def chunk_media(content_type: str | None) -> str:
+    """The media type of a chunk body: JSON (``+json`` too), binary or NDJSON; else 415."""
+    media = media_type(content_type)
+    if media in CHUNK_MEDIA:
+        return media
+    if media.startswith("application/") and media.endswith("+json"):
+        return JSON_MEDIA
+    raise UnsupportedMediaType(f"{JSON_MEDIA}, {BINARY_MEDIA} or {NDJSON_MEDIA}")
 
 
 class BodyReader:
