@@ -70,32 +70,33 @@ def chunk_schema(max_samples: int, min_dt: float, max_dt: float) -> dict[str, An
     }
 
 
-BINARY_PARAMETERS: list[dict[str, Any]] = [
-    {
-        "name": "channel",
-        "in": "query",
-        "required": False,
-        "description": "Binary chunks only (`application/octet-stream`): the channel, as the "
-        f"JSON field; without it '{DEFAULT_CHANNEL}'.",
-        "schema": {"type": "string", "maxLength": 200},
-    },
-    {
-        "name": "t0",
-        "in": "query",
-        "required": False,
-        "description": "Binary chunks only, required there: GPS time of the first sample.",
-        "schema": {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_GPS},
-    },
-    {
-        "name": "dt",
-        "in": "query",
-        "required": False,
-        "description": "Binary chunks only, required there: sample spacing in seconds "
-        "(MIN_DT to MAX_DT).",
-        "schema": {"type": "number", "exclusiveMinimum": 0},
-    },
-]
-"""Query parameters of ``/streamdata``, read for a binary chunk and ignored otherwise."""
+def binary_parameters(min_dt: float, max_dt: float) -> list[dict[str, Any]]:
+    """Query parameters of ``/streamdata``, read for a binary chunk and ignored otherwise."""
+    return [
+        {
+            "name": "channel",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only (`application/octet-stream`): the channel, as "
+            f"the JSON field; without it '{DEFAULT_CHANNEL}'.",
+            "schema": {"type": "string", "pattern": CHANNEL_RE.pattern},
+        },
+        {
+            "name": "t0",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only, required there: GPS time of the first sample.",
+            "schema": {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_GPS},
+        },
+        {
+            "name": "dt",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only, required there: sample spacing in seconds "
+            f"({min_dt:g} <= dt <= {max_dt:g}: MIN_DT, MAX_DT).",
+            "schema": {"type": "number", "minimum": min_dt, "maximum": max_dt},
+        },
+    ]
 
 
 def stream_request_body(

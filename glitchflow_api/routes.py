@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 
 from glitchflow_api.context import Context, client, context, json_response
 from glitchflow_api.models import (
-    BINARY_PARAMETERS,
     AuthAnswer,
     ChannelsAnswer,
     CleanAnswer,
@@ -30,6 +29,7 @@ from glitchflow_api.models import (
     TrainAnswer,
     TrainRequest,
     UpstreamAnswer,
+    binary_parameters,
     stream_request_body,
 )
 from glitchflow_api.upstream import UPSTREAM
@@ -207,7 +207,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     openapi_extra={
         "security": BEARER,
-        "parameters": BINARY_PARAMETERS,
+        "parameters": binary_parameters(DEFAULT_MIN_DT, DEFAULT_MAX_DT),
         "requestBody": stream_request_body(
             DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, DEFAULT_MAX_DT, DEFAULT_MAX_CHUNKS
         ),

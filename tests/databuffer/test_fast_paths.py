@@ -161,7 +161,9 @@ async def test_hold_freeze_in_the_middle_refuses_the_chunks_after_it(
 ) -> None:
     size = len(orjson.dumps(doc(T0)))
     body = ndjson(*(doc(T0 + i) for i in range(5)))
-    answer = await client.post(f"/sendF?freeze_at={2 * size}&mode=hold", content=body, headers=NDJSON)
+    answer = await client.post(
+        f"/sendF?freeze_at={2 * size}&mode=hold", content=body, headers=NDJSON
+    )
     results = answer.json()["results"]
     assert [r["resp"] for r in results] == ["CREATED", "CREATED", "FROZEN", "FROZEN", "FROZEN"]
     assert results[1]["frozen"] is True
