@@ -45,6 +45,7 @@ from glitchflow_core.chunk import (
     is_chunk_list,
 )
 from glitchflow_core.edge import (
+    ACCEPT_POST,
     ADMIN_BODY_LIMIT,
     BINARY_MEDIA,
     JSON_MEDIA,
@@ -82,6 +83,12 @@ MAX_DUMP_LIMIT = 100_000
 BEARER = [{"bearer": []}]
 """OpenAPI ``security`` of the calls that need a token (the scheme is added in `app.openapi`)."""
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+ACCEPT_POST_HEADER = {
+    "Accept-Post": {
+        "description": f"The media types /streamdata takes: {ACCEPT_POST}.",
+        "schema": {"type": "string"},
+    }
+}
 UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
     502: {
         "model": UpstreamAnswer,
@@ -177,11 +184,21 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Store chunks of strain",
     response_model=StreamAnswer,
     responses={
-        200: {"model": StreamAnswer, "description": "DUPLICATE: this chunk is already stored."},
+        201: {
+            "model": StreamAnswer,
+            "description": "CREATED: the chunk is stored.",
+            "headers": ACCEPT_POST_HEADER,
+        },
+        200: {
+            "model": StreamAnswer,
+            "description": "DUPLICATE: this chunk is already stored.",
+            "headers": ACCEPT_POST_HEADER,
+        },
         207: {
             "model": MultiAnswer,
             "description": "MULTI: several chunks (a JSON array or NDJSON), one result each, in "
             "order, each with the status and answer a request of its own would have had.",
+            "headers": ACCEPT_POST_HEADER,
         },
         409: {
             "model": StreamRefusal,
@@ -279,7 +296,14 @@ async def _stream_many(request: Request, ctx: Context, body: bytes, media: str) 
         stored = results
     answers = iter(stored)
     results = [part if isinstance(part, dict) else next(answers) for part in parts]
-    return json_response(_multi_answer(ctx, results), 207)
+    return _offering(json_response(_multi_answer(ctx, results), 207))
+
+
+def _offering(response: Response) -> Response:
+    """A write's answer saying what else ``/streamdata`` takes (binary, NDJSON): gwclient
+    switches to the binary form once it reads it."""
+    response.headers["Accept-Post"] = ACCEPT_POST
+    return response
 
 
 def _multi_answer(ctx: Context, results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -314,10 +338,10 @@ def _stream_answer(ctx: Context, upstream: Answer) -> Response:
     if status == 201:
         ctx.metrics.ingested_chunks.inc()
         ctx.metrics.ingested_bytes.inc(int(doc.get("bytes") or 0))
-        return json_response({"resp": "CREATED", "body": doc}, 201)
+        return _offering(json_response({"resp": "CREATED", "body": doc}, 201))
     if status == 200:
         ctx.metrics.duplicates.inc()
-        return json_response({"resp": resp or "DUPLICATE", "body": doc}, 200)
+        return _offering(json_response({"resp": resp or "DUPLICATE", "body": doc}, 200))
     if status == 409:
         raise Refused(409, "CONFLICT", body=doc)
     if status == 503 and resp in ("FROZEN", "BUSY"):
