@@ -14,7 +14,7 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,10 @@ from glitchflow_core.chunk import Chunk
 
 LOG_FILE = "LogStream.json"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
-WRITE_THREADS = 16
+WRITE_THREADS = 32
 """Threads that write and fsync the files of a multi-chunk write at once: fsyncs of the same
 file system issued together share the journal's commits, where one after the other each waits
-for its own (about 0.8 ms against 8 ms a file on this machine, docs/PERFORMANCE.md)."""
+for its own (figures in docs/PERFORMANCE.md)."""
 
 
 class Storage:
@@ -397,10 +397,15 @@ class Storage:
                     outcomes[i] = exc
             renamed = self._renamed
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        temps = self._write_temps([pending[i] for i in todo])
+        # Counted as they come out of the writers, in order: the renames of the first chunks
+        # overlap the fsyncs of the last.
+        written = self._write_temps([pending[i] for i in todo])
+        temps: list[Path | StorageError] = []
         placed: set[int] = set()
         try:
-            for i, tmp in zip(todo, temps, strict=True):
+            for i in todo:
+                tmp = next(written)
+                temps.append(tmp)
                 if isinstance(tmp, StorageError):
                     outcomes[i] = tmp
                     continue
@@ -421,6 +426,7 @@ class Storage:
                     outcomes[i] = result
                     renamed = self._renamed
         finally:
+            temps.extend(written)  # after a failure, the files still being written
             for i, tmp in zip(todo, temps, strict=True):
                 if i not in placed and isinstance(tmp, Path):
                     with contextlib.suppress(FileNotFoundError):
@@ -435,8 +441,9 @@ class Storage:
 
     def _write_temps(
         self, pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]]
-    ) -> list[Path | StorageError]:
-        """The temporary file of each chunk, written and fsynced together, or why it failed."""
+    ) -> Iterator[Path | StorageError]:
+        """The temporary file of each chunk, in order, written and fsynced together (each
+        yielded once done), or why it failed."""
 
         def write_one(item: tuple[str, ChunkIdentity, bytes, Chunk]) -> Path | StorageError:
             name, _, data, _ = item
@@ -449,12 +456,12 @@ class Storage:
                 return StorageError(f"writing {name} failed: {exc.strerror or exc}")
 
         if len(pending) < 2:
-            return [write_one(item) for item in pending]
+            return iter([write_one(item) for item in pending])
         if self._writers is None:
             with self._lock:
                 if self._writers is None:
                     self._writers = ThreadPoolExecutor(WRITE_THREADS, "chunk-writer")
-        return list(self._writers.map(write_one, pending))
+        return self._writers.map(write_one, pending)
 
     def _sync_data_dir(self, rename: int) -> None:
         """Make rename number ``rename`` durable before the write is acknowledged.
