@@ -18,7 +18,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,18 +310,10 @@ class Sender:
             if reply is None:
                 body = chunk.body()
                 reply = await self._post(body, self.headers)
-            if not self.wait_frozen and _frozen(reply):
-                raise _FinalFrozen(reply)
             return reply
 
         try:
-            answer = await self.retry.acall(
-                post,
-                idempotent=True,  # a repeated chunk is answered DUPLICATE, never stored twice
-                not_sent=(aiohttp.ClientConnectorError,),
-                no_answer=(aiohttp.ClientError, TimeoutError),
-                before_sleep=self._before_retry,
-            )
+            answer = await self._with_retries(post)
         except _FinalFrozen as final:
             payload = final.answer.content
             reason = _reason(final.answer.status_code, payload)
@@ -340,6 +332,26 @@ class Sender:
         if status in (401, 403):
             self.stopped = True
         return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
+
+    async def _with_retries(self, post: Callable[[], Awaitable[Answer]]) -> Answer:
+        """``post()`` under the retry policy: a repeated chunk is answered DUPLICATE, never
+        stored twice, so every write may be repeated; a FROZEN answer is final (`_FinalFrozen`)
+        unless the sender waits on a frozen buffer."""
+        import aiohttp
+
+        async def attempt() -> Answer:
+            reply = await post()
+            if not self.wait_frozen and _frozen(reply):
+                raise _FinalFrozen(reply)
+            return reply
+
+        return await self.retry.acall(
+            attempt,
+            idempotent=True,
+            not_sent=(aiohttp.ClientConnectorError,),
+            no_answer=(aiohttp.ClientError, TimeoutError),
+            before_sleep=self._before_retry,
+        )
 
     async def _post(
         self, body: bytes, headers: dict[str, str], params: dict[str, str] | None = None
@@ -372,18 +384,10 @@ class Sender:
             reply = await self._post(body, self.ndjson_headers)
             if reply.status_code == 207:
                 reply = self._batch_results(chunks, pending, outcomes, reply)
-            if not self.wait_frozen and _frozen(reply):
-                raise _FinalFrozen(reply)
             return reply
 
         try:
-            answer = await self.retry.acall(
-                post,
-                idempotent=True,  # every chunk of it: a repeat is answered DUPLICATE
-                not_sent=(aiohttp.ClientConnectorError,),
-                no_answer=(aiohttp.ClientError, TimeoutError),
-                before_sleep=self._before_retry,
-            )
+            answer = await self._with_retries(post)
         except _FinalFrozen as final:
             answer = final.answer
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -118,15 +118,21 @@ def test_ndjson_and_array_through_the_chain_answer_each_chunk(shared, auth) -> N
         assert len({f for f in buf.files() if "__020000000" in f}) == 50
 
 
-def test_hold_freeze_in_the_middle_of_a_request(
-    stack_factory, tmp_path, tokens_env, auth, disk
-) -> None:
+def three_chunk_stack(stack_factory, tokens_env, tmp_path, mode: str) -> Layout:
+    """A stack whose batch is full with three of the 16-sample chunks of these tests."""
     size = len(orjson.dumps(json_chunk(samples(16, 0), 1e9)))
     _stack, layout = stack_factory(
         max_size=size * 5 // 2,
-        env={**tokens_env, "GLITCHFLOW_FREEZE_MODE": "hold"},
+        env={**tokens_env, "GLITCHFLOW_FREEZE_MODE": mode},
         data_dir=tmp_path / "buf",
     )
+    return layout
+
+
+def test_hold_freeze_in_the_middle_of_a_request(
+    stack_factory, tmp_path, tokens_env, auth, disk
+) -> None:
+    layout = three_chunk_stack(stack_factory, tokens_env, tmp_path, "hold")
     buf = disk(tmp_path / "buf")
     docs = [json_chunk(samples(16, i), 1e9 + i) for i in range(6)]
     with httpx.Client(base_url=layout.api_url, timeout=10) as api:
@@ -142,12 +148,7 @@ def test_hold_freeze_in_the_middle_of_a_request(
 def test_rotate_seal_in_the_middle_of_a_request_goes_on(
     stack_factory, tmp_path, tokens_env, auth
 ) -> None:
-    size = len(orjson.dumps(json_chunk(samples(16, 0), 1e9)))
-    _stack, layout = stack_factory(
-        max_size=size * 5 // 2,
-        env={**tokens_env, "GLITCHFLOW_FREEZE_MODE": "rotate"},
-        data_dir=tmp_path / "buf",
-    )
+    layout = three_chunk_stack(stack_factory, tokens_env, tmp_path, "rotate")
     docs = [json_chunk(samples(16, i), 1e9 + i) for i in range(7)]
     with httpx.Client(base_url=layout.api_url, timeout=10) as api:
         answer = api.post("/streamdata", content=orjson.dumps(docs), headers=auth.writer)
