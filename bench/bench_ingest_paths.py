@@ -13,6 +13,7 @@ Medians over the rounds are printed (the machine is shared: single runs are nois
 
     .venv/bin/python bench/bench_ingest_paths.py [--count 200] [--concurrency 8] [--repeat 3]
         [--small 16] [--small-count 4000] [--batch 200]
+    .venv/bin/python bench/bench_ingest_paths.py --micro   # per-chunk CPU of parsing, in-process
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from glitchflow_stack import Layout, Stack, free_port, service_processes
 Request = tuple[str, bytes, dict[str, str]]
 JSON = {"content-type": "application/json"}
 BINARY = {"content-type": "application/octet-stream"}
-NDJSON = {"content-type": "application/x-ndjson"}
+NDJSON_MEDIA = "application/x-ndjson"
+NDJSON = {"content-type": NDJSON_MEDIA}
 
 
 async def post_requests(url: str, requests: list[Request], concurrency: int) -> float:
@@ -103,6 +105,34 @@ def small_lines(count: int, samples: int, first_t0: float) -> list[bytes]:
     ]
 
 
+def micro(rounds: int = 200) -> None:
+    """Per-chunk CPU of what differs between the paths, in this process (median of 5)."""
+    from glitchflow_core.chunk import chunk_bodies, parse_binary_chunk, parse_chunk
+
+    h = np.random.default_rng(7).standard_normal(SAMPLES) * 1e-21
+    body = big_chunks(1, 1e9, binary=False)[0][1]
+    raw = h.astype("<f8").tobytes()
+    chunk = parse_binary_chunk(raw, CHANNEL, "1000000000.0", repr(DT))
+    lines = b"\n".join(small_lines(200, 16, 1e9))
+
+    def timed(work) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(rounds):
+                work()
+            runs.append((time.perf_counter() - started) / rounds * 1e3)
+        return statistics.median(runs)
+
+    print("per chunk of 16,384 samples, ms (median of 5 x 200):")
+    print(f"  parse JSON (simdjson)      {timed(lambda: parse_chunk(body)):.3f}")
+    binary = timed(lambda: parse_binary_chunk(raw, CHANNEL, "1000000000.0", repr(DT)))
+    print(f"  parse binary               {binary:.3f}")
+    print(f"  JSON form of a binary one  {timed(chunk.canonical_bytes):.3f}")
+    split = timed(lambda: [parse_chunk(b) for b in chunk_bodies(lines, NDJSON_MEDIA, 10**4)])
+    print(f"  NDJSON of 200 small chunks, split and parsed: {split:.3f} ms")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="16k-sample chunks per path")
@@ -113,7 +143,11 @@ def main() -> int:
     parser.add_argument("--single-count", type=int, default=400, help="small chunks one by one")
     parser.add_argument("--batch", type=int, default=200, help="small chunks per request")
     parser.add_argument("--dir", type=Path, default=None, help="data folder (default: temp)")
+    parser.add_argument("--micro", action="store_true", help="only the in-process CPU costs")
     args = parser.parse_args()
+    if args.micro:
+        micro()
+        return 0
 
     figures: dict[str, list[float]] = {
         "json": [],
