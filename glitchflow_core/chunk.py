@@ -430,7 +430,7 @@ def _uniform_spacing(t: list[object]) -> float:
     raise ChunkError("t", "one GPS time per sample must be uniformly spaced")
 
 
-DEFAULT_MAX_CHUNKS = 10_000
+DEFAULT_MAX_CHUNKS = 1000
 """Default upper bound on chunks in one request (a JSON array or NDJSON)."""
 
 
