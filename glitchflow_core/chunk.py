@@ -9,6 +9,11 @@ names the offending field. Both paths accept exactly the same bodies; a repeated
 both. Callers that forward a chunk send the original bytes on, and the buffer stores them as sent:
 a chunk's identity comes from its validated form, so every reader of a stored file parses it with
 `parse_chunk`.
+
+A binary chunk (`parse_binary_chunk`: float64 samples, ``channel``/``t0``/``dt`` from the query)
+follows the same rules and is stored in its JSON form (`Chunk.canonical_bytes`). Several chunks
+in one request (a JSON array, or NDJSON) are split by `chunk_bodies` into chunk bodies, each
+validated on its own.
 """
 
 from __future__ import annotations
