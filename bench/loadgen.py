@@ -88,6 +88,34 @@ async def post_all(url: str, path: str, bodies: list[bytes], concurrency: int) -
     return Figures(len(bodies), elapsed, sum(map(len, bodies)), latencies)
 
 
+async def post_at_rate(url: str, path: str, bodies: list[bytes], rate: float) -> Figures:
+    """Open-loop load: post body ``i`` at ``i / rate`` seconds whatever the answers before it.
+
+    Each latency runs from the time the request was due, not from when it went out, so a server
+    that falls behind shows its queueing (no coordinated omission); every answer must be 201.
+    """
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    headers = {"content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as session:
+
+        async def send(body: bytes, due: float) -> None:
+            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+            async with session.post(path, data=body, headers=headers) as response:
+                await response.read()
+            latencies.append(time.perf_counter() - due)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(send(body, started + i / rate) for i, body in enumerate(bodies)))
+        elapsed = time.perf_counter() - started
+    if set(statuses) != {201}:
+        raise RuntimeError(f"{url}{path}: unexpected answers {statuses}")
+    return Figures(len(bodies), elapsed, sum(map(len, bodies)), latencies)
+
+
 def line(name: str, f: Figures) -> str:
     """One printed row: rate, throughput and latency."""
     return (

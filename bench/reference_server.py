@@ -1,27 +1,27 @@
-"""A plain reference server: writes each request body to a file with fsync and answers 201.
+"""The reference single hop: writes each request body to a file with fsync and answers 201.
 
-It uses the same framework and server as the services (Starlette under uvicorn, the write in a
-worker thread), so a benchmark can compare a service against what this machine can do at best.
+What this machine can do at best for one durable write per request, so that a benchmark can
+compare a service against it: an aiohttp server on uvloop writing with ``os.write`` on a raw
+file descriptor in a worker thread. It used to run on the services' own stack (Starlette under
+uvicorn), which was slower than a plain aiohttp server (`bench/plain_aiohttp_server.py`), and a
+slow reference flatters every ratio measured against it; `bench/bench_e2e.py` runs both and
+prints both (docs/PERFORMANCE.md).
 
-    python bench/reference_server.py --port 18081 --dir /tmp/reference
+    python bench/reference_server.py --port 18081 --dir /tmp/reference [--atomic]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import os
 from pathlib import Path
 
-import anyio.to_thread
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from aiohttp import web
 
 
-def create_app(folder: Path, atomic: bool = False) -> Starlette:
+def create_app(folder: Path, atomic: bool = False) -> web.Application:
     """An app whose every POST path stores the body as the next numbered file, durably.
 
     With ``atomic`` the file is written as the buffer writes its chunks: a temporary file,
@@ -36,7 +36,9 @@ def create_app(folder: Path, atomic: bool = False) -> Starlette:
         target = path.with_name(f".{path.name}.tmp") if atomic else path
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, body)
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -49,19 +51,21 @@ def create_app(folder: Path, atomic: bool = False) -> Starlette:
                 os.close(dir_fd)
         return len(body)
 
-    async def write(request: Request) -> Response:
-        size = await anyio.to_thread.run_sync(store, await request.body())
-        return Response(b'{"resp":"CREATED","bytes":%d}' % size, 201, media_type="application/json")
+    async def write(request: web.Request) -> web.Response:
+        size = await asyncio.to_thread(store, await request.read())
+        return web.Response(
+            body=b'{"resp":"CREATED","bytes":%d}' % size,
+            status=201,
+            content_type="application/json",
+        )
 
-    async def healthz(request: Request) -> Response:
-        return Response(b'{"resp":"OK"}', media_type="application/json")
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"resp":"OK"}', content_type="application/json")
 
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/{path:path}", write, methods=["POST"]),
-        ]
-    )
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_post("/{path:.*}", write)
+    return app
 
 
 def main() -> None:
@@ -73,14 +77,17 @@ def main() -> None:
         "--atomic", action="store_true", help="temp file, fsync, rename, fsync of the folder"
     )
     args = parser.parse_args()
-    uvicorn.run(
+    try:
+        import uvloop
+    except ImportError:  # the event loop of the services; asyncio's own works too
+        uvloop = None
+    web.run_app(
         create_app(args.dir, args.atomic),
         host=args.host,
         port=args.port,
-        http="httptools",
-        loop="uvloop",
-        log_level="warning",
-        access_log=False,
+        print=None,
+        access_log=None,
+        loop=uvloop.new_event_loop() if uvloop is not None else None,
     )
 
 

@@ -5,7 +5,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 gf_synopsis="[-l LIMIT] [-o OFFSET]"
-gf_summary='GET /dumpbuf: the names of the stored chunk files, {"nmlist": [...]}.'
+gf_summary='GET /dumpbuf: the names of the stored chunk files, {"nmlist": [...]}.
+With tokens on the API it needs a reader or admin token: GLITCHFLOW_READER_TOKEN when set,
+else GLITCHFLOW_TOKEN.'
 gf_option_help="  -l LIMIT      at most LIMIT names
   -o OFFSET     skip the first OFFSET names"
 query=()
@@ -23,6 +25,8 @@ done
 shift $((OPTIND - 1))
 [[ $# -eq 0 ]] || gf_bad_option "no arguments expected"
 
+# A listing: with tokens on the API it needs a reader (or admin) token.
+GLITCHFLOW_TOKEN="${GLITCHFLOW_READER_TOKEN:-$GLITCHFLOW_TOKEN}"
 path=/dumpbuf
 if [[ ${#query[@]} -gt 0 ]]; then
     path+="?$(IFS='&'; echo "${query[*]}")"

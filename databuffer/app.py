@@ -14,11 +14,19 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from databuffer.eventlog import EventLog
-from databuffer.routes import ROUTES, BufferService, install_errors, route_label
+from databuffer.routes import (
+    ACCESS,
+    ROUTES,
+    BufferService,
+    archive_store,
+    install_errors,
+    route_label,
+)
 from databuffer.settings import Settings
 from databuffer.storage import Storage
-from databuffer.upload import make_uploader
-from glitchflow_core.logs import RequestIdMiddleware
+from databuffer.upload import UploadStateCollector, make_uploader
+from glitchflow_core.access import AccessMiddleware, require_decisions, service_gate
+from glitchflow_core.logs import install_request_id
 from glitchflow_core.metrics import MetricsMiddleware, ServiceMetrics, gps_now
 
 logger = logging.getLogger("databuffer")
@@ -131,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Read from the environment when not given.
     """
     settings = settings if settings is not None else Settings()
+    require_decisions("databuffer", (route.path for route in ROUTES), ACCESS)
     metrics = ServiceMetrics()
     pause_per_batch = Histogram(
         "glitchflow_ingest_pause_per_batch_seconds",
@@ -138,6 +147,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         buckets=PAUSE_BUCKETS,
         registry=metrics.registry,
     )
+    archive = archive_store(settings)  # the local folder, and the bucket when configured
     storage = Storage(
         settings.data_root,
         settings.adm_root,
@@ -146,14 +156,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         log_max_bytes=settings.log_max_bytes,
         log_backups=settings.log_backups,
         on_pause=lambda batch, seconds: pause_per_batch.observe(seconds),
+        read_archived=archive.read_bytes,
     )
     metrics.add_collector(EventLogCollector(storage.log))
     metrics.add_collector(BufferStateCollector(storage))
     metrics.add_collector(IngestPauseCollector(storage))
-    uploader = make_uploader(settings, storage)
-    buffer = BufferService(settings, storage, metrics, uploader)
+    uploader = make_uploader(settings, storage, metrics.registry)
+    if uploader is not None:
+        metrics.add_collector(UploadStateCollector(uploader))
+    buffer = BufferService(settings, storage, metrics, uploader, archive)
     if not buffer.tokens:
         logger.warning("no SERVICE_TOKEN configured: the databuffer accepts writes from anyone")
+    gate = service_gate(buffer.tokens, settings.reader_token_set(), settings.status_needs_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -175,12 +189,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=ROUTES,
         middleware=[
-            Middleware(RequestIdMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics, label=route_label),
+            Middleware(
+                AccessMiddleware,
+                gate=gate,
+                table=ACCESS,
+                methods={route.path: route.methods or () for route in ROUTES},
+                metrics=metrics,
+            ),
         ],
         lifespan=lifespan,
     )
     install_errors(app, settings, metrics)
+    install_request_id(app)
     app.state.service = buffer
     app.state.storage = storage
     app.state.settings = settings

@@ -79,7 +79,10 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 def remove_temp_files(folder: Path) -> int:
     """Delete the temporary files a crash left in ``folder``; return how many."""
     removed = 0
-    for entry in os.scandir(folder):
+    with os.scandir(folder) as listing:
+        # Hidden names first: the folder may hold 100,000 chunk files and a few of these.
+        hidden = [entry for entry in listing if entry.name.startswith(".")]
+    for entry in hidden:
         if is_temp_name(entry.name) and entry.is_file():
             os.unlink(entry.path)
             removed += 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from databuffer.archive import Archive, Hashes, folder_batch
@@ -41,6 +41,17 @@ logger = logging.getLogger("databuffer.batch")
 
 PAUSES_KEPT = 100
 """Batches whose ingest pause `CurrentBatch.pauses` keeps for the state answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedChunk:
+    """A chunk file of the archived batch ``batch`` (folder ``archive``) whose local copy went
+    after a verified upload: what `CurrentBatch.check` answers instead of reading the bucket
+    under the engine's lock."""
+
+    name: str
+    batch: int
+    archive: str
 
 
 def same_chunk(stored: bytes, data: bytes, chunk: Chunk) -> bool:
@@ -119,8 +130,12 @@ class CurrentBatch:
 
     def check(
         self, name: str, identity: ChunkIdentity, data: bytes, chunk: Chunk
-    ) -> WriteResult | None:
-        """DUPLICATE result, None when the chunk may be stored, or raise Conflict / Frozen."""
+    ) -> WriteResult | ArchivedChunk | None:
+        """DUPLICATE result, None when the chunk may be stored, or raise Conflict / Frozen.
+
+        `ArchivedChunk` when an archived batch holds the file but no longer keeps it in the
+        local folder (uploaded): the caller compares it without the lock (`duplicate_of`).
+        """
         state = self.state
         if name in self.index:
             return self._duplicate(name, data, chunk, state.batch, None)
@@ -129,7 +144,12 @@ class CurrentBatch:
             return self._duplicate(name, data, chunk, sealed.batch, None, sealed.folder)
         archived = self.archived.get(name)
         if archived is not None:
-            return self._duplicate(name, data, chunk, *archived)
+            batch, archive = archived
+            try:
+                return self._duplicate(name, data, chunk, batch, archive)
+            except FileNotFoundError:
+                # Uploaded to the bucket, its local copy removed: compared outside the lock.
+                return ArchivedChunk(name, batch, archive)
         if state.dstatus == FROZEN:
             raise Frozen(state.batch)
         batch, span = state.batch, self.index.overlapping(identity)
@@ -157,8 +177,22 @@ class CurrentBatch:
         """
         folder = self.data_dir if archive is None else self.archive.root / archive
         folder = sealed_folder or folder
-        sealed = sealed_folder is not None
         stored = (folder / name).read_bytes()
+        sealed = sealed_folder is not None
+        return self.duplicate_of(name, stored, data, chunk, batch, archive, sealed)
+
+    def duplicate_of(
+        self,
+        name: str,
+        stored: bytes,
+        data: bytes,
+        chunk: Chunk,
+        batch: int,
+        archive: str | None,
+        sealed: bool = False,
+    ) -> WriteResult:
+        """DUPLICATE when ``stored``, the bytes of the file ``name`` of ``batch``, hold
+        ``chunk`` (sent as ``data``), else Conflict; logged."""
         if not same_chunk(stored, data, chunk):
             self.log.append("conflict", file=name, existing=name, batch=batch)
             if archive is None:

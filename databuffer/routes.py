@@ -32,7 +32,7 @@ from databuffer.settings import Settings
 from databuffer.storage import Storage
 from databuffer.upload import Uploader
 from glitchflow_archive import ArchiveError, ArchiveStore, open_archive
-from glitchflow_core.auth import bearer_token, token_matches
+from glitchflow_core.access import Access
 from glitchflow_core.chunk import Chunk, ChunkError, chunk_bodies, is_chunk_list
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
@@ -41,7 +41,6 @@ from glitchflow_core.edge import (
     EdgeError,
     InvalidInput,
     Refused,
-    Unauthorized,
     bounded_int,
     chunk_media,
     install_starlette,
@@ -87,6 +86,7 @@ class BufferService:
         storage: Storage,
         metrics: ServiceMetrics,
         uploader: Uploader | None = None,
+        archive: ArchiveStore | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -97,19 +97,11 @@ class BufferService:
         self.readback = ReadBack(
             storage.spans_in_buffer,
             storage.channel_spans_in_buffer,
-            archive_store(settings),
+            archive if archive is not None else archive_store(settings),
             settings.max_read_seconds,
         )
         # The engine's threads are separate from anyio's default pool so reads stay responsive.
         self.limiter = anyio.CapacityLimiter(settings.max_inflight)
-
-    def check_token(self, request: Request) -> None:
-        """Raise `Unauthorized` unless no token is configured or the bearer token matches."""
-        if not self.tokens:
-            return
-        presented = bearer_token(request.headers.get("authorization"))
-        if not token_matches(presented, self.tokens):
-            raise Unauthorized
 
     def ingest(
         self,
@@ -181,8 +173,10 @@ def service(request: Request) -> BufferService:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes."""
-    return await read_body_async(request.headers, request.stream(), limit)
+    """The body, refused with 413 as soon as it is known to exceed ``limit`` bytes, and with 408
+    when it has not arrived within the body timeout."""
+    timeout = service(request).settings.body_timeout
+    return await read_body_async(request.headers, request.stream(), limit, timeout)
 
 
 def query_int(request: Request, name: str, default: int, maximum: int) -> int:
@@ -261,7 +255,6 @@ async def send_f(request: Request) -> Response:
     array or NDJSON: 207 MULTI, one answer each); freeze (``mode=hold``) or seal
     (``mode=rotate``) the batch in the same step when it reaches ``freeze_at`` bytes."""
     svc = service(request)
-    svc.check_token(request)
     media = chunk_media(request.headers.get("content-type"))
     query = request.query_params
     freeze_at = optional_size(query.get("freeze_at"), "freeze_at")
@@ -393,11 +386,29 @@ async def channels(request: Request) -> Response:
 
 
 async def status(request: Request) -> Response:
-    """What the status page shows: counters, state, channels, rate, archives, a page of chunks."""
+    """What the status page shows: counters, state, the sealed queue and ingest pause, channels,
+    rate, archives (with their upload states) and the object store, a page of chunks."""
     limit = query_int(request, "limit", STATUS_DEFAULT_LIMIT, STATUS_MAX_LIMIT)
     offset = query_int(request, "offset", 0, MAX_OFFSET)
-    doc = await anyio.to_thread.run_sync(service(request).storage.overview, limit, offset)
+    svc = service(request)
+    doc = await anyio.to_thread.run_sync(svc.storage.overview, limit, offset)
+    doc["archive_store"] = None
+    if svc.uploader is not None:
+        doc["archive_store"] = svc.uploader.status()
+        doc["archives"]["items"] = await anyio.to_thread.run_sync(
+            with_upload_states, svc.uploader, doc["archives"]["items"]
+        )
     return JSONResponse(doc)
+
+
+def with_upload_states(uploader: Uploader, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Archive summaries (cached: copied, never changed) with their ``upload`` state."""
+    return [
+        {**summary, "upload": uploader.batch_state(summary["archive"])}
+        if isinstance(summary.get("archive"), str)
+        else summary
+        for summary in summaries
+    ]
 
 
 async def batches(request: Request) -> Response:
@@ -426,7 +437,6 @@ async def batches(request: Request) -> Response:
 async def upd_dsc(request: Request) -> Response:
     """Freeze the buffer, optionally only when it holds enough bytes or is old enough."""
     svc = service(request)
-    svc.check_token(request)
     doc = await admin_json(request, empty_ok=False)
     if doc.get("dstatus") != "FROZEN":
         raise InvalidInput("dstatus", "must be FROZEN (a flush unfreezes)")
@@ -458,7 +468,6 @@ async def upd_dsc(request: Request) -> Response:
 async def clean_all(request: Request) -> Response:
     """Archive the frozen (or, forced, the current) batch, or the one named; reopen the buffer."""
     svc = service(request)
-    svc.check_token(request)
     doc = await admin_json(request, empty_ok=True)
     msg = doc.get("msg")
     if msg is not None and (not isinstance(msg, str) or len(msg) > 4096):
@@ -489,9 +498,13 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when every storage folder is writable."""
+    """Ready when every storage folder is writable and the data volume can take a chunk."""
+    svc = service(request)
+    no_room = await anyio.to_thread.run_sync(svc.storage.space_problem, svc.settings.max_body)
+    if no_room is not None:
+        raise Refused(503, "NOT_READY", f"disk full: {no_room}")
     try:
-        await anyio.to_thread.run_sync(service(request).storage.check_writable)
+        await anyio.to_thread.run_sync(svc.storage.check_writable)
     except OSError as exc:
         detail = f"storage not writable: {exc.strerror or exc}"
         raise Refused(503, "NOT_READY", detail) from exc
@@ -532,6 +545,25 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
 ]
 KNOWN_PATHS = frozenset(route.path for route in ROUTES)
+ACCESS: dict[str, Access] = {
+    "/sendF": Access.WRITE,
+    "/upddsc": Access.ADMIN,
+    "/cleanall": Access.ADMIN,
+    "/dumpF": Access.READ,
+    "/dumpLogF": Access.READ,
+    "/channels": Access.READ,
+    "/batches": Access.READ,
+    "/data": Access.READ,
+    "/spans": Access.READ,
+    "/stat": Access.STATUS,
+    "/dstat": Access.STATUS,
+    "/status": Access.STATUS,
+    "/readyz": Access.STATUS,
+    "/metrics": Access.STATUS,
+    "/healthz": Access.OPEN,
+}
+"""Who may call each route (`glitchflow_core.access`): with a service token set, writes and
+admin calls need it; listings, logs and samples need it or a reader token."""
 
 
 # --------------------------------------------------------------------------- errors -> answers

@@ -216,7 +216,7 @@ def _move_in(folder: Path, data_dir: Path, names: list[str]) -> None:
 
 
 def _from_record(doc: dict[str, Any], batch: int, folder: Path, names: list[str]) -> SealedBatch:
-    index = BatchIndex()
+    files = []
     missing = 0
     for name in names:
         identity = parse_filename(name)
@@ -227,7 +227,8 @@ def _from_record(doc: dict[str, Any], batch: int, folder: Path, names: list[str]
         if identity is None or size is None:
             missing += 1
             continue
-        index.add(name, identity, size)
+        files.append((name, identity, size))
+    index = BatchIndex.of_files(files)
     if missing:
         logger.error("sealed batch %s: %d listed files are missing", batch, missing)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import threading
 import time
@@ -19,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from databuffer.archive import Archive, Hashes, hash_files
 from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
-from databuffer.batch import CurrentBatch
+from databuffer.batch import ArchivedChunk, CurrentBatch
 from databuffer.errors import ArchiveFailed, DiskFull, NotFrozen, StorageError, UnknownBatch
 from databuffer.eventlog import EventLog
 from databuffer.index import BatchIndex, Span
@@ -30,6 +33,7 @@ from databuffer.overview import ArchiveSummaries, RecentStrain, channel_summary,
 from databuffer.results import FlushResult, FreezeResult, Stat, WriteResult
 from databuffer.sealed import SEALED_ROOT, SealedBatch, SealedQueue
 from databuffer.state import FROZEN, STAT_FILE, STATE_FILE, BatchState, StatCache
+from glitchflow_archive import ArchiveError
 from glitchflow_core.chunk import Chunk
 
 LOG_FILE = "LogStream.json"
@@ -55,6 +59,10 @@ class Storage:
     on_pause : callable, optional
         Called with ``(batch, seconds)`` once per batch, when it stops being the batch being
         filled: how long writes were refused meanwhile (0 when they never were).
+    read_archived : callable, optional
+        ``read_archived(archive folder, file name) -> bytes`` reads an archived chunk file
+        wherever the archive keeps it (the bucket, once uploaded): how a repeated chunk whose
+        local copy went is compared when its bytes differ from the stored ones.
     """
 
     def __init__(
@@ -68,8 +76,10 @@ class Storage:
         log_backups: int = 5,
         clock: Callable[[], float] = time.time,
         on_pause: Callable[[int, float], None] | None = None,
+        read_archived: Callable[[str, str], bytes] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self._read_archived = read_archived
         self.adm_dir = Path(adm_dir)
         self.log_dir = Path(log_dir)
         self.archive_dir = Path(archive_dir)
@@ -85,6 +95,8 @@ class Storage:
         self._synced = 0  # renames made durable by an fsync of the folder
         self._closed = False
         self._writers: ThreadPoolExecutor | None = None
+        # Free bytes on the data volume when the last write found none (None: it did not).
+        self._disk_full_free: int | None = None
         self._stat_cache = StatCache(self.adm_dir / STAT_FILE, lambda: self.stat().as_json())
         self._batch = CurrentBatch(
             self.adm_dir / STATE_FILE,
@@ -161,6 +173,11 @@ class Storage:
             newest = [index.newest for _, index in indexes]
             entries = batch.index.entries(max(limit, 0), offset)
             rate = batch.rate.as_json()
+            sealed = [
+                {**held.summary(), "waiting_s": round(max(0.0, now - held.sealed_at), 3)}
+                for held in batch.sealed
+            ]
+            pause = self._pause_locked()
         for summary, span in zip(channels, newest, strict=True):
             if span is not None:
                 samples = round((span.end - span.start) / span.dt)
@@ -173,6 +190,8 @@ class Storage:
             "state": state.as_json(),
             "frozen_for_s": None if frozen_at is None else max(0.0, now - frozen_at),
             "rate": rate,
+            "sealed": sealed,
+            "ingest_pause": pause,
             "channels": channels,
             "chunks": {
                 "items": chunk_entries(entries),
@@ -234,20 +253,25 @@ class Storage:
         lists) and the ingest pause (seconds writes were refused) per batch."""
         with self._lock:
             batch = self._batch
-            paused = batch.pause_now()
             return {
                 **batch.state.as_json(),
                 "sealed": [sealed.summary() for sealed in batch.sealed],
-                "ingest_pause": {
-                    "paused": batch.state.dstatus == FROZEN,
-                    "current_seconds": round(paused, 3),
-                    "total_seconds": round(batch.pause_total + paused, 3),
-                    "batches": [
-                        {"batch": number, "seconds": round(seconds, 3)}
-                        for number, seconds in reversed(batch.pauses)
-                    ],
-                },
+                "ingest_pause": self._pause_locked(),
             }
+
+    def _pause_locked(self) -> dict[str, Any]:
+        """The ingest pause: refused now or not, the current pause, the total, per batch."""
+        batch = self._batch
+        paused = batch.pause_now()
+        return {
+            "paused": batch.state.dstatus == FROZEN,
+            "current_seconds": round(paused, 3),
+            "total_seconds": round(batch.pause_total + paused, 3),
+            "batches": [
+                {"batch": number, "seconds": round(seconds, 3)}
+                for number, seconds in reversed(batch.pauses)
+            ],
+        }
 
     def pause_seconds(self) -> tuple[float, bool]:
         """Seconds writes were refused since start-up (the current freeze included), and
@@ -316,6 +340,8 @@ class Storage:
         with self._lock:
             result = self._batch.check(name, identity, data, chunk)
             renamed = self._renamed
+        if isinstance(result, ArchivedChunk):
+            return self._compare_archived(result, data, chunk)
         if result is not None:
             # The original write may not have made its rename durable yet.
             self._sync_data_dir(renamed)
@@ -323,16 +349,18 @@ class Storage:
         try:
             tmp = write_temp(self.data_dir, data, "chunk", drop_cache=True)
         except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                self.log.append("disk_full", file=name)
-                raise DiskFull(f"no space left writing {name}") from exc
+            self._raise_if_disk_full(exc, name)
             raise
         placed = False
         try:
             with self._lock:
                 result = self._batch.check(name, identity, data, chunk)
                 if result is None:
-                    os.replace(tmp, self.data_dir / name)
+                    try:
+                        os.replace(tmp, self.data_dir / name)
+                    except OSError as exc:  # a folder that must grow to take one more name
+                        self._raise_if_disk_full(exc, name)
+                        raise
                     placed = True
                     self._renamed += 1
                     result = self._batch.add(
@@ -343,9 +371,12 @@ class Storage:
             if not placed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
+        if isinstance(result, ArchivedChunk):  # stored, archived and uploaded meanwhile
+            return self._compare_archived(result, data, chunk)
         # Acknowledged only once durable: our own rename, or the original one of a duplicate.
         self._sync_data_dir(renamed)
         if result.resp == "CREATED":
+            self._disk_full_free = None
             if result.frozen:
                 self._stat_cache.refresh()
             else:
@@ -389,13 +420,20 @@ class Storage:
         outcomes: list[WriteResult | StorageError | None] = [None] * len(pending)
         # What is known before any file is written (duplicates, conflicts, a frozen batch)
         # needs none.
+        archived: dict[int, ArchivedChunk] = {}
         with self._lock:
             for i, (name, identity, data, chunk) in enumerate(pending):
                 try:
-                    outcomes[i] = self._batch.check(name, identity, data, chunk)
+                    found = self._batch.check(name, identity, data, chunk)
                 except StorageError as exc:
                     outcomes[i] = exc
+                    continue
+                if isinstance(found, ArchivedChunk):
+                    archived[i] = found
+                else:
+                    outcomes[i] = found
             renamed = self._renamed
+        self._compare_all_archived(archived, pending, outcomes)
         todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
         # Counted as they come out of the writers, in order: the renames of the first chunks
         # overlap the fsyncs of the last.
@@ -413,17 +451,19 @@ class Storage:
                 with self._lock:
                     try:
                         result = self._batch.check(name, identity, data, chunk)
+                        if result is None:
+                            self._place(tmp, name)
+                            placed.add(i)
+                            result = self._batch.add(
+                                name, identity, len(data), freeze_at, max_age, max_sealed
+                            )
                     except StorageError as exc:
                         outcomes[i] = exc
                         continue
-                    if result is None:
-                        os.replace(tmp, self.data_dir / name)
-                        placed.add(i)
-                        self._renamed += 1
-                        result = self._batch.add(
-                            name, identity, len(data), freeze_at, max_age, max_sealed
-                        )
-                    outcomes[i] = result
+                    if isinstance(result, ArchivedChunk):  # archived and uploaded meanwhile
+                        archived[i] = result
+                    else:
+                        outcomes[i] = result
                     renamed = self._renamed
         finally:
             temps.extend(written)  # after a failure, the files still being written
@@ -431,13 +471,42 @@ class Storage:
                 if i not in placed and isinstance(tmp, Path):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
+        self._compare_all_archived(
+            {i: found for i, found in archived.items() if outcomes[i] is None}, pending, outcomes
+        )
         self._sync_data_dir(renamed)
         created = [o for o in outcomes if isinstance(o, WriteResult) and o.resp == "CREATED"]
+        if created:
+            self._disk_full_free = None
         if any(result.frozen for result in created):
             self._stat_cache.refresh()
         elif created:
             self._stat_cache.refresh_soon()
         return [outcome for outcome in outcomes if outcome is not None]
+
+    def _place(self, tmp: Path, name: str) -> None:
+        """Rename a written chunk file to its name (under the lock); `DiskFull` when the folder
+        cannot take one more name."""
+        try:
+            os.replace(tmp, self.data_dir / name)
+        except OSError as exc:
+            self._raise_if_disk_full(exc, name)
+            raise
+        self._renamed += 1
+
+    def _compare_all_archived(
+        self,
+        archived: dict[int, ArchivedChunk],
+        pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]],
+        outcomes: list[WriteResult | StorageError | None],
+    ) -> None:
+        """The outcome of each chunk an uploaded batch holds: DUPLICATE or its refusal."""
+        for i, found in archived.items():
+            _, _, data, chunk = pending[i]
+            try:
+                outcomes[i] = self._compare_archived(found, data, chunk)
+            except StorageError as exc:
+                outcomes[i] = exc
 
     def _write_temps(
         self, pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]]
@@ -450,9 +519,10 @@ class Storage:
             try:
                 return write_temp(self.data_dir, data, "chunk", drop_cache=True)
             except OSError as exc:
-                if exc.errno in _DISK_FULL:
-                    self.log.append("disk_full", file=name)
-                    return DiskFull(f"no space left writing {name}")
+                try:
+                    self._raise_if_disk_full(exc, name)
+                except DiskFull as full:
+                    return full
                 return StorageError(f"writing {name} failed: {exc.strerror or exc}")
 
         if len(pending) < 2:
@@ -462,6 +532,77 @@ class Storage:
                 if self._writers is None:
                     self._writers = ThreadPoolExecutor(WRITE_THREADS, "chunk-writer")
         return self._writers.map(write_one, pending)
+
+    def _compare_archived(self, found: ArchivedChunk, data: bytes, chunk: Chunk) -> WriteResult:
+        """DUPLICATE or Conflict for a chunk an uploaded batch holds, its bytes read unlocked.
+
+        A retry sends the same bytes: their sha256 is the manifest's, and no read is needed
+        (the store may be down). Other bytes are compared with the stored file, read from
+        wherever the archive keeps it.
+
+        Raises
+        ------
+        Conflict
+            The stored chunk has other samples.
+        ArchiveFailed
+            The stored file cannot be read to compare (the store is unreachable).
+        """
+        stored = data if self._archived_sha256(found) == hashlib.sha256(data).hexdigest() else None
+        if stored is None:
+            if self._read_archived is None:
+                raise ArchiveFailed(f"archived chunk {found.name} is not held here to compare")
+            try:
+                stored = self._read_archived(found.archive, found.name)
+            except (ArchiveError, OSError) as exc:
+                detail = f"cannot read archived chunk {found.name} to compare: {exc}"
+                raise ArchiveFailed(detail) from exc
+        with self._lock:
+            return self._batch.duplicate_of(
+                found.name, stored, data, chunk, found.batch, found.archive
+            )
+
+    def _archived_sha256(self, found: ArchivedChunk) -> str | None:
+        """The sha256 the manifest of ``found``'s batch lists for it; None when unreadable."""
+        try:
+            manifest = self.archive.manifest(found.archive)
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        for entry in files if isinstance(files, list) else ():
+            if isinstance(entry, dict) and entry.get("name") == found.name:
+                return entry.get("sha256")
+        return None
+
+    def _raise_if_disk_full(self, exc: OSError, name: str) -> None:
+        """Raise `DiskFull` for a write that found no space (nothing of it was kept)."""
+        if exc.errno not in _DISK_FULL:
+            return
+        self._disk_full_free = self._free_space()[0]
+        self.log.append("disk_full", file=name)
+        raise DiskFull(f"no space left writing {name}") from exc
+
+    def _free_space(self) -> tuple[int, int]:
+        """Bytes and inodes an unprivileged writer may still take on the data folder's volume."""
+        vfs = os.statvfs(self.data_dir)
+        inodes = vfs.f_favail if vfs.f_files else -1  # -1: the volume does not count inodes
+        return vfs.f_bavail * vfs.f_frsize, inodes
+
+    def space_problem(self, needed: int) -> str | None:
+        """Why the data folder's volume cannot take a chunk of ``needed`` bytes now, or None.
+
+        It cannot when it has fewer bytes free, no inode free, or when the last write found no
+        space left (a quota, reserved blocks) and a chunk's worth has not been freed since; a
+        write that succeeds clears that.
+        """
+        free, inodes = self._free_space()
+        if free < needed:
+            return f"{free} bytes free on the data volume, less than a chunk may take ({needed})"
+        if inodes == 0:
+            return "no inode free on the data volume"
+        failed_at = self._disk_full_free
+        if failed_at is not None and free < failed_at + needed:
+            return "the last write found no space left, and no chunk's worth was freed since"
+        return None
 
     def _sync_data_dir(self, rename: int) -> None:
         """Make rename number ``rename`` durable before the write is acknowledged.

@@ -20,10 +20,14 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from databuffer.archive import MANIFEST
 from databuffer.atomic import atomic_write, fsync_dir
@@ -55,10 +59,68 @@ RESCAN_SECONDS = 5.0
 it was not told about."""
 RETRY_BASE_DELAY = 0.5
 """First pause, in seconds, after a failed upload; doubling up to ``ARCHIVE_RETRY_MAX_DELAY``."""
+UPLOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+RETRIED = "retried"
+"""``outcome`` of a failed try that is tried again (the store unreachable or refusing)."""
 
 
-def make_uploader(settings: Settings, storage: Storage) -> Uploader | None:
-    """The uploader to the bucket ``settings`` name; None when archives stay in the folder."""
+class UploadMetrics:
+    """The uploader's counted metrics, in the service's registry (`ServiceMetrics.registry`)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.uploads = Counter(
+            "glitchflow_uploads",
+            "Batches uploaded to the object store and verified there",
+            registry=registry,
+        )
+        self.failures = Counter(
+            "glitchflow_upload_failures",
+            "Upload tries that failed: retried (store unreachable or refusing, tried again) or "
+            "failed (the local copy differs from its manifest: kept local, not retried)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.failures.labels(RETRIED)
+        self.failures.labels(FAILED)
+        self.bytes = Counter(
+            "glitchflow_uploaded_bytes",
+            "Bytes of chunk files uploaded to the object store and verified there",
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "glitchflow_upload_duration_seconds",
+            "Seconds to upload and verify one batch (the try that succeeded)",
+            buckets=UPLOAD_BUCKETS,
+            registry=registry,
+        )
+
+
+class UploadStateCollector(Collector):
+    """Gauges read from the uploader when scraped: ``glitchflow_upload_pending_batches`` and
+    ``glitchflow_archive_store_reachable``."""
+
+    def __init__(self, uploader: Uploader) -> None:
+        self.uploader = uploader
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        status = self.uploader.status()
+        yield GaugeMetricFamily(
+            "glitchflow_upload_pending_batches",
+            "Archived batches not yet verified in the object store",
+            value=status["pending"],
+        )
+        yield GaugeMetricFamily(
+            "glitchflow_archive_store_reachable",
+            "1 while the object store answers (as the uploader last saw it), else 0",
+            value=int(status["reachable"]),
+        )
+
+
+def make_uploader(
+    settings: Settings, storage: Storage, registry: CollectorRegistry | None = None
+) -> Uploader | None:
+    """The uploader to the bucket ``settings`` name, its metrics in ``registry``; None when
+    archives stay in the folder."""
     location = settings.s3_location()
     if location is None:
         return None
@@ -74,6 +136,7 @@ def make_uploader(settings: Settings, storage: Storage) -> Uploader | None:
         storage.log,
         keep_local=settings.archive_keep_local,
         policy=policy,
+        metrics=UploadMetrics(registry) if registry is not None else None,
     )
 
 
@@ -103,6 +166,8 @@ class Uploader:
         Keep the local chunk files once the upload is verified.
     policy : RetryPolicy
         Backoff between tries while the store is unreachable.
+    metrics : UploadMetrics, optional
+        Counted uploads, failures, bytes and durations.
     """
 
     def __init__(
@@ -113,6 +178,7 @@ class Uploader:
         *,
         keep_local: bool = False,
         policy: RetryPolicy | None = None,
+        metrics: UploadMetrics | None = None,
     ) -> None:
         self.root = Path(archive_root)
         self.local = LocalArchive(self.root)
@@ -125,8 +191,11 @@ class Uploader:
         self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
         self._states: dict[str, dict[str, Any]] = {}
+        self.metrics = metrics
         self._store_error: str | None = None
         self._store_error_since: float | None = None
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -199,6 +268,7 @@ class Uploader:
         with self._lock:
             waiting = sum(s["state"] != UPLOADED_STATE for s in self._states.values())
             error, since = self._store_error, self._store_error_since
+            last_error, last_at = self._last_error, self._last_error_at
         return {
             "store": self.store.location(""),
             "reachable": error is None,
@@ -206,6 +276,8 @@ class Uploader:
             "unreachable_since": utc_iso(since) if since is not None else None,
             "pending": waiting,
             "keep_local": self.keep_local,
+            "last_error": last_error,
+            "last_error_at": utc_iso(last_at) if last_at is not None else None,
         }
 
     def probe(self) -> dict[str, Any]:
@@ -217,6 +289,7 @@ class Uploader:
                 if self._store_error is None:
                     self._store_error_since = time.time()
                 self._store_error = str(exc)
+                self._last_error, self._last_error_at = str(exc), time.time()
         else:
             with self._lock:
                 self._store_error = self._store_error_since = None
@@ -259,6 +332,10 @@ class Uploader:
             # A local copy that does not match its manifest, or a local file gone: keep it
             # local, say so; nothing is removed.
             self._set(name, state=FAILED, error=str(exc))
+            with self._lock:
+                self._last_error, self._last_error_at = f"{name}: {exc}", time.time()
+            if self.metrics is not None:
+                self.metrics.failures.labels(FAILED).inc()
             self.log.append("upload_failed", archive=name, detail=str(exc))
             logger.error("upload of %s failed: %s", name, exc)
 
@@ -266,7 +343,9 @@ class Uploader:
         ref = BatchRef(int(name.split("-", 1)[0]), name, str(self.root / name))
         with self._lock:
             self._states[name]["attempts"] += 1
+        started = time.perf_counter()
         manifest = upload_batch(self.local, self.store, ref)
+        took = time.perf_counter() - started
         verified_at = time.time()
         with self._lock:
             self._store_error = self._store_error_since = None
@@ -281,6 +360,10 @@ class Uploader:
         if not self.keep_local:
             self._remove_chunks(name)
         self._set(name, state=UPLOADED_STATE, error=None)
+        if self.metrics is not None:
+            self.metrics.uploads.inc()
+            self.metrics.bytes.inc(manifest.nbytes)
+            self.metrics.duration.observe(took)
         self.log.append(
             "uploaded", archive=name, location=marker["location"], files=marker["files"]
         )
@@ -316,6 +399,9 @@ class Uploader:
                 self._store_error_since = time.time()
                 self.log.append("store_unreachable", store=self.store.location(""), detail=detail)
             self._store_error = detail
+            self._last_error, self._last_error_at = detail, time.time()
+        if self.metrics is not None:
+            self.metrics.failures.labels(RETRIED).inc()
         self._set(name, state=RETRYING, error=detail)
         logger.warning("upload of %s: %s; retrying", name, detail)
 

@@ -20,10 +20,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
 
     from datastore_logic.policy import Policy
-    from datastore_logic.routes import bp
+    from datastore_logic.routes import ACCESS, bp
     from datastore_logic.settings import Settings
     from datastore_logic.status import PageAssets
     from datastore_logic.upstream import BufferClient
+    from glitchflow_core.access import require_decisions, service_gate
     from glitchflow_core.edge import install_flask
     from glitchflow_core.logs import configure_logging, install_flask_request_id
     from glitchflow_core.metrics import ServiceMetrics
@@ -45,10 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             settings.db_burl, settings.upstream_timeout, tokens[0] if tokens else None
         ),
         "tokens": tokens,
+        "gate": service_gate(tokens, settings.reader_token_set(), settings.status_needs_token),
         "metrics": ServiceMetrics(),
         "page_assets": PageAssets.load(),
     }
     app.register_blueprint(bp)
+    require_decisions(SERVICE, (rule.rule for rule in app.url_map.iter_rules()), ACCESS)
     install_flask(app, lambda: app.extensions["glitchflow"]["metrics"])
     install_flask_request_id(app)
     return app

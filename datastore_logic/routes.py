@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 from datastore_logic.policy import Policy, flush_answer, flush_request
 from datastore_logic.status import PAGE_SIZE, PageAssets, status_document
 from datastore_logic.upstream import UPSTREAM, BufferClient
-from glitchflow_core.auth import bearer_token, token_matches
+from glitchflow_core.access import Access, Gate
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
     BINARY_MEDIA,
@@ -19,7 +19,6 @@ from glitchflow_core.edge import (
     InvalidInput,
     Refused,
     Relayed,
-    Unauthorized,
     bounded_int,
     chunk_media,
     read_body_sync,
@@ -38,6 +37,27 @@ LOG_MAX_LIMIT = 10_000
 """The buffer's largest ``/dumpLogF`` page."""
 MAX_PAGE = MAX_OFFSET // PAGE_SIZE
 """The last status page whose offset the buffer accepts."""
+ACCESS: dict[str, Access] = {
+    "/stream": Access.WRITE,
+    "/freezeds": Access.ADMIN,
+    "/flushbuf": Access.ADMIN,
+    "/dumpf": Access.READ,
+    "/dumpflog": Access.READ,
+    "/data": Access.READ,
+    "/channels": Access.READ,
+    "/dsdesc": Access.STATUS,
+    "/bufstat": Access.STATUS,
+    "/status": Access.STATUS,
+    "/": Access.STATUS,
+    "/readyz": Access.STATUS,
+    "/metrics": Access.STATUS,
+    "/healthz": Access.OPEN,
+    "/favicon.ico": Access.OPEN,
+    "/favicon.svg": Access.OPEN,
+    "/static/<path:filename>": Access.OPEN,
+}
+"""Who may call each route (`glitchflow_core.access`): with a service token set, writes and
+admin calls need it; listings, logs and samples need it or a reader token."""
 
 
 def _ctx() -> dict[str, Any]:
@@ -86,10 +106,9 @@ def _buffer_json(upstream: Any) -> dict[str, Any]:
 @bp.before_request
 def _start_clock_and_check_token() -> None:
     g.started = time.perf_counter()
-    tokens = _ctx()["tokens"]
-    presented = bearer_token(request.headers.get("Authorization"))
-    if request.method == "POST" and tokens and not token_matches(presented, tokens):
-        raise Unauthorized("a valid service token is required")
+    if request.url_rule is not None:  # else werkzeug answers 404 or 405
+        gate: Gate = _ctx()["gate"]
+        gate.check(ACCESS[request.url_rule.rule], request.headers.get("Authorization"))
 
 
 @bp.after_request
@@ -104,8 +123,11 @@ def _observe(response: Response) -> Response:
 
 
 def _read_body(limit: int) -> bytes:
-    """The request body, up to ``limit`` bytes (werkzeug's stream also enforces the length)."""
-    return read_body_sync(request.headers, request.stream.read, limit)
+    """The request body, up to ``limit`` bytes (werkzeug's stream also enforces the length),
+    within the body timeout (408 past it; gunicorn's socket lets the read be ended)."""
+    timeout = _ctx()["settings"].body_timeout
+    sock = request.environ.get("gunicorn.socket")
+    return read_body_sync(request.headers, request.stream.read, limit, timeout, sock)
 
 
 @bp.post("/stream")

@@ -18,7 +18,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from datastore_logic.policy import FROZEN, Policy
+from datastore_logic.policy import FROZEN, ROTATE, Policy
 
 PAGE_SIZE = 50
 """Stored chunks listed per page."""
@@ -27,6 +27,18 @@ FREEZE_HINT = (
     "(POST /train, then /cleanbuf); by hand, run client_scripts/cleanbuf.sh (POST /cleanbuf "
     "with an admin token)."
 )
+QUEUE_FULL_HINT = (
+    "Writes are refused because MAX_SEALED sealed batches already wait for training: the Airflow "
+    "DAG hands over the oldest on its next run (POST /train, then /cleanbuf), which makes room "
+    "and seals this batch; by hand, run client_scripts/cleanbuf.sh (POST /cleanbuf with an admin "
+    "token)."
+)
+NO_PAUSE: dict[str, Any] = {
+    "paused": False,
+    "current_seconds": 0.0,
+    "total_seconds": 0.0,
+    "batches": [],
+}
 
 
 def status_document(buffer_doc: dict[str, Any], policy: Policy, page: int) -> dict[str, Any]:
@@ -43,7 +55,7 @@ def status_document(buffer_doc: dict[str, Any], policy: Policy, page: int) -> di
             "for_s": buffer_doc.get("frozen_for_s"),
             "by": state.get("user"),
             "reason": state.get("frozen_reason"),
-            "hint": FREEZE_HINT,
+            "hint": QUEUE_FULL_HINT if state.get("awaiting_seal") else FREEZE_HINT,
         }
     return {
         "resp": "OK",
@@ -56,6 +68,9 @@ def status_document(buffer_doc: dict[str, Any], policy: Policy, page: int) -> di
         "fill": policy.fill_ratio(stored_bytes),
         "frozen": frozen,
         "rate": buffer_doc.get("rate"),
+        "sealed": sealed_queue(buffer_doc.get("sealed") or [], policy),
+        "ingest_pause": buffer_doc.get("ingest_pause") or NO_PAUSE,
+        "archive_store": buffer_doc.get("archive_store"),
         "channels": buffer_doc.get("channels") or [],
         "archives": buffer_doc.get("archives") or {"total": 0, "items": []},
         "chunks": {
@@ -66,6 +81,20 @@ def status_document(buffer_doc: dict[str, Any], policy: Policy, page: int) -> di
             "items": chunks.get("items") or [],
         },
         "generated_at": buffer_doc.get("now"),
+    }
+
+
+def sealed_queue(items: list[dict[str, Any]], policy: Policy) -> dict[str, Any]:
+    """The sealed batches waiting for training (oldest first) against ``MAX_SEALED``."""
+    rotate = policy.freeze_mode == ROTATE
+    waiting = [item.get("waiting_s") for item in items if item.get("waiting_s") is not None]
+    return {
+        "mode": policy.freeze_mode,
+        "max_sealed": policy.max_sealed if rotate else None,
+        "count": len(items),
+        "full": rotate and len(items) >= policy.max_sealed,
+        "oldest_waiting_s": max(waiting) if waiting else None,
+        "items": items,
     }
 
 

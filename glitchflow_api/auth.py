@@ -1,46 +1,61 @@
-"""Who may call what: writer tokens write, admin tokens also freeze and flush."""
+"""Who may call what on the API: writer tokens write, reader tokens read, admin tokens do all.
+
+The routes' access classes are in `glitchflow_api.routes.ACCESS`; the gate built here decides.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from glitchflow_core.access import Access, Gate, Rule
 
-from glitchflow_core.auth import bearer_token, token_matches
-from glitchflow_core.edge import Forbidden, Unauthorized
+ACCESS: dict[str, Access] = {
+    "/streamdata": Access.WRITE,
+    "/train": Access.ADMIN,
+    "/cleanbuf": Access.ADMIN,
+    "/dumpbuf": Access.READ,
+    "/data": Access.READ,
+    "/channels": Access.READ,
+    "/stats": Access.STATUS,
+    "/desc": Access.STATUS,
+    "/status": Access.STATUS,
+    "/dspage": Access.STATUS,
+    "/readyz": Access.STATUS,
+    "/metrics": Access.STATUS,
+    "/healthz": Access.OPEN,
+    "/favicon.ico": Access.OPEN,
+    "/favicon.svg": Access.OPEN,
+    "/openapi.json": Access.OPEN,
+    "/docs": Access.OPEN,
+    "/docs/oauth2-redirect": Access.OPEN,
+    "/redoc": Access.OPEN,
+    "/redoc.standalone.js": Access.OPEN,
+    "/docs-static": Access.OPEN,
+}
+"""Who may call each route of the API (`glitchflow_core.access`)."""
+CHECKED_BY_HANDLER = ("/train",)
+"""Routes whose handler checks the token itself: ``/train`` also takes it from its body."""
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    """The configured tokens; with none at all the API runs open (local use).
+def api_gate(
+    writer: tuple[str, ...],
+    admin: tuple[str, ...],
+    reader: tuple[str, ...],
+    status_needs_token: bool = False,
+) -> Gate:
+    """The API's gate; with no token at all it is open (local use).
 
-    With admin tokens only, ``/streamdata`` stays open to every writer (inside a cluster the
-    NetworkPolicy decides who reaches it) while ``/train`` and ``/cleanbuf`` need an admin token.
+    Writes need a writer or admin token when writer tokens are set: with admin tokens only,
+    ``/streamdata`` stays open to every writer (inside a cluster the NetworkPolicy decides who
+    reaches it). Once any token is set, ``/train`` and ``/cleanbuf`` need an admin token and the
+    calls that list or dump stored data a reader or admin token; a token of the wrong kind gets
+    403.
     """
-
-    writer: tuple[str, ...]
-    admin: tuple[str, ...]
-
-    @property
-    def open(self) -> bool:
-        """True when no token is configured."""
-        return not self.writer and not self.admin
-
-    def require_writer(self, authorization: str | None) -> None:
-        """Allow anyone when no writer token is set, else a writer or an admin token."""
-        if not self.writer:
-            return
-        if not token_matches(bearer_token(authorization), self.writer + self.admin):
-            raise Unauthorized("a writer token is required")
-
-    def require_admin(self, authorization: str | None, body_token: str | None = None) -> None:
-        """Allow an admin token from the header or (``/train``) the body, else raise."""
-        if self.open:
-            return
-        header = bearer_token(authorization)
-        # Both are checked whatever the first gives, so timing does not tell which one matched.
-        by_header = token_matches(header, self.admin)
-        by_body = token_matches(body_token, self.admin)
-        if by_header or by_body:
-            return
-        if token_matches(header, self.writer) or token_matches(body_token, self.writer):
-            raise Forbidden("an admin token is required")
-        raise Unauthorized("an admin token is required")
+    configured = bool(writer or admin or reader)
+    read = Rule("reader", reader + admin, writer, protected=configured)
+    rules = {
+        Access.WRITE: Rule("writer", writer + admin, reader, protected=bool(writer)),
+        Access.ADMIN: Rule("admin", admin, writer + reader, protected=configured),
+        Access.READ: read,
+    }
+    if status_needs_token:
+        rules[Access.STATUS] = read
+    return Gate(rules)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import orjson
 from fastapi import Request, Response
 
-from glitchflow_api.auth import Tokens
 from glitchflow_api.settings import Settings
 from glitchflow_api.upstream import UPSTREAM, LogicClient
+from glitchflow_core.access import Gate
 from glitchflow_core.metrics import ServiceMetrics
 from glitchflow_core.upstream import UpstreamError
 
@@ -19,7 +19,7 @@ class Context:
     """What the routes need, kept on ``app.state.ctx``; the client exists while the app runs."""
 
     settings: Settings
-    tokens: Tokens
+    gate: Gate
     metrics: ServiceMetrics
     client: LogicClient | None = None
 

@@ -33,6 +33,7 @@ from glitchflow_api.models import (
     stream_request_body,
 )
 from glitchflow_api.upstream import UPSTREAM
+from glitchflow_core.access import Access
 from glitchflow_core.chunk import (
     DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_DT,
@@ -123,8 +124,15 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     **INVALID,
 }
+READER_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": AuthAnswer, "description": "UNAUTHORIZED: no valid reader or admin token."},
+    403: {"model": AuthAnswer, "description": "FORBIDDEN: a writer token on a read call."},
+}
 READ_ERRORS = UPSTREAM_ERRORS
 QUERY_ERRORS = {**INVALID, **UPSTREAM_ERRORS}
+LISTING_ERRORS = {**READ_ERRORS, **READER_AUTH}
+"""A call that lists or dumps stored data: it needs a reader or admin token once tokens are set."""
+READER = {"security": BEARER}
 
 
 def _doc(upstream: Answer) -> dict[str, Any]:
@@ -149,7 +157,8 @@ def _failure(upstream: Answer, doc: dict[str, Any]) -> NoReturn:
 async def _admin_body(request: Request, model: type[AdminBody]) -> AdminBody:
     """The JSON body of an admin call, capped at `ADMIN_BODY_LIMIT` before it is parsed."""
     require_media(request.headers.get("content-type"), empty_ok=True)
-    body = await read_body_async(request.headers, request.stream(), ADMIN_BODY_LIMIT)
+    timeout = context(request).settings.body_timeout
+    body = await read_body_async(request.headers, request.stream(), ADMIN_BODY_LIMIT, timeout)
     try:
         return model.model_validate(request_object(body))
     except ValidationError as exc:
@@ -234,9 +243,11 @@ async def streamdata(request: Request) -> Response:
     """Store one chunk (JSON or binary), or several (a JSON array or NDJSON): 201 CREATED,
     200 DUPLICATE, 207 MULTI, 409 CONFLICT, 503 FROZEN with Retry-After."""
     ctx = context(request)
-    ctx.tokens.require_writer(request.headers.get("authorization"))
     media = chunk_media(request.headers.get("content-type"))
-    body = await read_body_async(request.headers, request.stream(), ctx.settings.max_body)
+    settings = ctx.settings
+    body = await read_body_async(
+        request.headers, request.stream(), settings.max_body, settings.body_timeout
+    )
     if media == BINARY_MEDIA:
         query = request.query_params
         parse = functools.partial(
@@ -368,7 +379,7 @@ async def train(
     """Freeze signal: FROZEN with n_f, bt_wrt and batch, or WAITING while the batch is not full."""
     ctx = context(request)
     payload = await _admin_body(request, TrainRequest)
-    ctx.tokens.require_admin(authorization, payload.token)
+    ctx.gate.check(Access.ADMIN, authorization, payload.token)
     # The token authorised this call; it goes no further.
     upstream = await client(request).request("POST", "/freezeds", json={"user": payload.user})
     doc = _doc(upstream)
@@ -403,13 +414,9 @@ async def train(
     },
     openapi_extra=_admin_request_body(CleanRequest),
 )
-async def cleanbuf(
-    request: Request,
-    authorization: str | None = Header(None, include_in_schema=False),
-) -> Response:
+async def cleanbuf(request: Request) -> Response:
     """Flush: CLEANED with the batch id and its archive folder; 409 when the store is not frozen."""
     ctx = context(request)
-    ctx.tokens.require_admin(authorization)
     payload = await _admin_body(request, CleanRequest)
     # Without a batch id the original's flush: the current batch, archived even if partial.
     flush: dict[str, Any] = {"msg": payload.msg, "force": True}
@@ -451,12 +458,13 @@ async def stats(request: Request) -> Response:
     "/dumpbuf",
     summary="Stored file names",
     response_model=DumpAnswer,
-    responses=QUERY_ERRORS,
+    responses={**QUERY_ERRORS, **READER_AUTH},
     openapi_extra={
+        **READER,
         "parameters": [
             query_int_doc("limit", 0, MAX_DUMP_LIMIT, "Names per page."),
             query_int_doc("offset", 0, MAX_OFFSET, "Names to skip."),
-        ]
+        ],
     },
 )
 async def dumpbuf(request: Request) -> Response:
@@ -496,6 +504,7 @@ DATA_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": ErrorAnswer, "description": "The range is longer than MAX_READ_SECONDS."},
     **QUERY_ERRORS,
+    **READER_AUTH,
 }
 
 
@@ -521,6 +530,7 @@ async def _read(request: Request, path: str, params: dict[str, Any] | None = Non
     summary="Samples of a channel between two GPS times",
     response_model=DataAnswer,
     responses=DATA_ERRORS,
+    openapi_extra=READER,
 )
 async def data(
     request: Request,
@@ -558,7 +568,8 @@ async def data(
     "/channels",
     summary="Stored channels and their GPS spans",
     response_model=ChannelsAnswer,
-    responses=READ_ERRORS,
+    responses=LISTING_ERRORS,
+    openapi_extra=READER,
 )
 async def channels(request: Request) -> Response:
     """Every channel in the live, sealed and archived batches: span, segments, sample rate."""

@@ -31,6 +31,77 @@ class IngestRate(BaseModel):
     realtime: float = Field(description="Seconds of strain stored per second: 'x real time'.")
 
 
+class SealedBatch(BaseModel):
+    """A batch sealed full in rotate mode, waiting to be handed over for training."""
+
+    batch: int
+    archive: str = Field(description="The archive folder reserved for it.")
+    n_f: int = Field(description="Its chunk files.")
+    bt_wrt: int = Field(description="Their bytes.")
+    created: str | None = Field(description="When its first chunk arrived (UTC, ISO 8601).")
+    sealed_at: str = Field(description="When it was sealed (UTC, ISO 8601).")
+    frozen_by: str | None = Field(description="Who closed it (a user name, never a token).")
+    frozen_reason: str | None
+    pause_seconds: float = Field(
+        description="Seconds writes were refused while it was the batch being filled."
+    )
+    waiting_s: float = Field(description="Seconds since it was sealed.")
+
+
+class SealedQueue(BaseModel):
+    """Sealed batches waiting for training (oldest first), against ``MAX_SEALED``."""
+
+    mode: Literal["hold", "rotate"] = Field(description="FREEZE_MODE of the logic.")
+    max_sealed: int | None = Field(description="MAX_SEALED (rotate mode; null in hold).")
+    count: int = Field(description="Sealed batches waiting.")
+    full: bool = Field(description="True when MAX_SEALED batches wait: a full batch then freezes.")
+    oldest_waiting_s: float | None = Field(description="Seconds the oldest has waited.")
+    items: list[SealedBatch]
+
+
+class BatchPause(BaseModel):
+    """Seconds writes were refused while one batch was the batch being filled."""
+
+    batch: int
+    seconds: float
+
+
+class IngestPause(BaseModel):
+    """Seconds writes were refused (frozen in hold mode, or the sealed queue full)."""
+
+    paused: bool = Field(description="True while writes are refused.")
+    current_seconds: float = Field(description="Length of the current pause (0 when none).")
+    total_seconds: float = Field(description="Since the buffer started, the current included.")
+    batches: list[BatchPause] = Field(description="Per batch, newest first (the latest 100).")
+
+
+class ArchiveStore(BaseModel):
+    """The object store archives are uploaded to, as the buffer's uploader last saw it."""
+
+    store: str = Field(description="``s3://bucket/prefix``.")
+    reachable: bool
+    error: str | None = Field(description="Why it is unreachable (null while reachable).")
+    unreachable_since: str | None = Field(description="UTC, ISO 8601; null while reachable.")
+    pending: int = Field(description="Archived batches not yet verified in the store.")
+    keep_local: bool = Field(description="Whether local chunk files stay after an upload.")
+    last_error: str | None = Field(None, description="The last upload or probe error, if any.")
+    last_error_at: str | None = Field(None, description="When it happened (UTC, ISO 8601).")
+
+
+class UploadState(BaseModel):
+    """Where an archived batch is: waiting, on its way, or uploaded and verified in the store."""
+
+    state: Literal["pending", "uploading", "retrying", "uploaded", "failed"]
+    location: str = Field(description="Where it is now: the local folder, or ``s3://...``.")
+    target: str | None = Field(None, description="Where it goes (until uploaded).")
+    verified_at: str | None = Field(
+        None, description="When every file was checked in the store (sizes and sha256)."
+    )
+    local_copy: bool | None = Field(None, description="Whether the local files were kept.")
+    error: str | None = Field(None, description="The last failure of its upload.")
+    attempts: int | None = Field(None, description="Tries so far.")
+
+
 class Spectrum(BaseModel):
     """Amplitude spectral density of a chunk (Hann window), in log-spaced frequency bins."""
 
@@ -86,6 +157,9 @@ class ArchivedBatch(BaseModel):
         default_factory=dict, description="Upload, export or training records, when recorded."
     )
     error: str | None = Field(None, description="Set when its manifest could not be read.")
+    upload: UploadState | None = Field(
+        None, description="Its upload to the object store (absent when archives stay local)."
+    )
 
 
 class Archives(BaseModel):
@@ -128,6 +202,11 @@ class StatusAnswer(BaseModel):
     fill: float = Field(description="buff_size / max_size.")
     frozen: Frozen | None
     rate: IngestRate
+    sealed: SealedQueue
+    ingest_pause: IngestPause
+    archive_store: ArchiveStore | None = Field(
+        description="The object store archives go to; null when they stay in the local folder."
+    )
     channels: list[ChannelStatus]
     archives: Archives
     chunks: ChunkPage

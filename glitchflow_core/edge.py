@@ -7,8 +7,15 @@ the same body from every service. Nothing here builds an app or reads settings.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +24,7 @@ import orjson
 if TYPE_CHECKING:
     from flask import Flask
     from starlette.applications import Starlette
+    from starlette.types import Receive, Scope, Send
 
     from glitchflow_core.metrics import ServiceMetrics
 
@@ -31,6 +39,9 @@ ACCEPT_POST = ", ".join(CHUNK_MEDIA)
 """``Accept-Post`` of ``/streamdata``: a client learns from it that binary and NDJSON go."""
 ADMIN_BODY_LIMIT = 64 * 1024
 """Largest admin body (``/train``, ``/cleanbuf`` and their hops): a user and a message fit."""
+LINGER_BYTES = 4 * 1024 * 1024
+LINGER_SECONDS = 2.0
+"""How much more of a refused body an ASGI service reads and drops before it closes."""
 MAX_OFFSET = 2**62
 """Largest ``offset`` of a paged listing."""
 REQUEST_PARTS = ("body", "query", "path", "header", "cookie")
@@ -81,18 +92,35 @@ class InvalidInput(EdgeError, ValueError):
 
     @property
     def refusal(self) -> str:
-        return {413: "too_large", 415: "unsupported_media_type"}.get(self.status, "invalid")
+        labels = {408: "body_timeout", 413: "too_large", 415: "unsupported_media_type"}
+        return labels.get(self.status, "invalid")
 
     def as_dict(self) -> dict[str, str]:
         """The ``detail`` of the answer."""
         return {"field": self.field, "reason": self.reason}
 
 
-class TooLarge(InvalidInput):
+class BodyRefused(InvalidInput):
+    """A body refused before it was read to its end: the answer closes the connection, so the
+    server does not read the rest (kept open, it would read and drop it all first); on the ASGI
+    services a little more is dropped before the close (`install_starlette`)."""
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Connection": "close"}
+
+
+class TooLarge(BodyRefused):
     """Raised when a body is longer than its limit (413)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__("body", f"is larger than {limit} bytes", 413)
+
+
+class BodyTimeout(BodyRefused):
+    """Raised when a body did not arrive whole within the body read timeout (408)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__("body", f"was not received within {timeout:g} s", 408)
 
 
 class UnsupportedMediaType(InvalidInput):
@@ -236,28 +264,120 @@ class BodyReader:
 
 
 async def read_body_async(
-    headers: Mapping[str, str], stream: AsyncIterable[bytes], limit: int
+    headers: Mapping[str, str],
+    stream: AsyncIterable[bytes],
+    limit: int,
+    timeout: float | None = None,
 ) -> bytes:
-    """The body of an ASGI request, read up to ``limit`` bytes (`TooLarge` past it)."""
+    """The body of an ASGI request, read up to ``limit`` bytes (`TooLarge` past it) within
+    ``timeout`` seconds (`BodyTimeout` past it; None: no bound)."""
     reader = BodyReader(limit, headers.get("content-length"))
-    async for part in stream:
-        reader.add(part)
+    try:
+        async with asyncio.timeout(timeout):
+            async for part in stream:
+                reader.add(part)
+    except TimeoutError:
+        raise BodyTimeout(timeout or 0) from None
     return reader.body()
 
 
-def read_body_sync(headers: Mapping[str, str], read: Callable[[int], bytes], limit: int) -> bytes:
-    """The body of a WSGI request from its stream's ``read``, up to ``limit`` bytes.
+def read_body_sync(
+    headers: Mapping[str, str],
+    read: Callable[[int], bytes],
+    limit: int,
+    timeout: float | None = None,
+    sock: socket.socket | None = None,
+) -> bytes:
+    """The body of a WSGI request from its stream's ``read``, up to ``limit`` bytes, within
+    ``timeout`` seconds (`BodyTimeout` past it).
 
     With a declared length the rest is asked for in one call: gunicorn copies its read-ahead on
-    every call, so 64 KiB reads were the largest cost of a 375 kB relay.
+    every call, so 64 KiB reads were the largest cost of a 375 kB relay. Such a call blocks until
+    the client has sent it all, so the timeout is kept by `SLOW_BODIES`, which ends a read past its
+    deadline by shutting the reading side of ``sock`` (the connection, ``gunicorn.socket``);
+    without a socket the deadline is checked between reads only.
     """
     reader = BodyReader(limit, headers.get("content-length"))
-    while True:
-        size = reader.next_read_size()
-        part = read(size) if size else b""
-        if not part:
-            return reader.body()
-        reader.add(part)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with SLOW_BODIES.watch(sock, deadline) as expired:
+        while True:
+            size = reader.next_read_size()
+            try:
+                part = read(size) if size else b""
+            except Exception:
+                # A read ended by the watch fails as a disconnection would: say why instead.
+                if expired():
+                    raise BodyTimeout(timeout or 0) from None
+                raise
+            if not part:
+                return reader.body()
+            reader.add(part)
+            if expired() and reader.size != reader.declared:
+                raise BodyTimeout(timeout or 0)
+
+
+class SlowBodyWatch:
+    """Ends blocking body reads that pass their deadline: one thread per process shuts the reading
+    side of their connection, so the blocked read returns at once and the connection closes after
+    the answer (408). Registering a read costs a dictionary entry, not a thread or a timer.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._reads: dict[int, tuple[float, socket.socket]] = {}
+        self._ids = itertools.count()
+        self._pid: int | None = None
+
+    @contextlib.contextmanager
+    def watch(
+        self, sock: socket.socket | None, deadline: float | None
+    ) -> Iterator[Callable[[], bool]]:
+        """Watch the reads made inside the block; yields a function telling whether the deadline
+        has passed."""
+
+        def expired() -> bool:
+            return deadline is not None and time.monotonic() >= deadline
+
+        if sock is None or deadline is None:
+            yield expired
+            return
+        key = next(self._ids)
+        with self._lock:
+            self._start_locked()
+            if not self._reads:
+                self._wake.notify()  # the thread sleeps while there is nothing to watch
+            self._reads[key] = (deadline, sock)
+        try:
+            yield expired
+        finally:
+            with self._lock:
+                self._reads.pop(key, None)
+
+    def _start_locked(self) -> None:
+        # Per process: a forked worker (gunicorn) does not inherit the parent's thread.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            threading.Thread(target=self._run, name="slow-body-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._reads:
+                    self._wake.wait()
+                now = time.monotonic()
+                due = [key for key, (deadline, _) in self._reads.items() if deadline <= now]
+                ended = [self._reads.pop(key)[1] for key in due]
+                if not ended:
+                    earliest = min(deadline for deadline, _ in self._reads.values())
+                    self._wake.wait(earliest - now)
+            for sock in ended:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    sock.shutdown(socket.SHUT_RD)
+
+
+SLOW_BODIES = SlowBodyWatch()
+"""The process's watch of blocking body reads (`read_body_sync`)."""
 
 
 def request_object(body: bytes, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -340,7 +460,8 @@ def install_starlette(
     metrics: ServiceMetrics | None,
     also: Iterable[tuple[type[Exception], Callable[[Exception], EdgeError]]] = (),
 ) -> None:
-    """Answer `EdgeError` (and the ``also`` exceptions, converted) in a Starlette app."""
+    """Answer `EdgeError` (and the ``also`` exceptions, converted) in a Starlette app; any other
+    exception 500 ``{"resp": "INTERNAL_SERVER_ERROR"}``, as Flask answers it."""
     from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import Response
@@ -351,15 +472,44 @@ def install_starlette(
 
     converters = [*also, (HTTPException, routing_error)]
 
+    class LingeringResponse(Response):
+        """The answer to a body refused before its end: sent at once, then up to `LINGER_BYTES`
+        more of the body are read and dropped, for at most `LINGER_SECONDS`, before the
+        connection closes. Closed at once, the unread bytes would make the kernel reset the
+        connection, and a client still sending could lose the answer with it."""
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.body, "more_body": True})
+            dropped = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LINGER_SECONDS):
+                    while dropped < LINGER_BYTES:
+                        message = await receive()
+                        if message["type"] != "http.request" or not message.get("more_body"):
+                            break
+                        dropped += len(message.get("body", b""))
+            await send({"type": "http.response.body", "body": b""})
+
     async def handle(request: Request, exc: Exception) -> Response:
         edge = exc if isinstance(exc, EdgeError) else _convert(exc, converters)
         _count(metrics, edge)
         status, body, headers = answer(edge)
+        kind = LingeringResponse if isinstance(edge, BodyRefused) else Response
+        return kind(body, status, headers, media_type=JSON_MEDIA)
+
+    async def handle_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware calls this, outside every other middleware, and
+        # raises ``exc`` again afterwards (the server logs it too, without the request id).
+        log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+        status, body, headers = answer(http_error(500))
         return Response(body, status, headers, media_type=JSON_MEDIA)
 
     app.add_exception_handler(EdgeError, handle)
     for kind, _ in converters:
         app.add_exception_handler(kind, handle)
+    app.add_exception_handler(Exception, handle_unexpected)
 
 
 def _convert(

@@ -20,6 +20,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
     from flask import Flask
+    from starlette.applications import Starlette
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -97,8 +98,8 @@ def log_request(method: str, path: str, status: int, seconds: float) -> None:
 class RequestIdMiddleware:
     """ASGI middleware: the request's id in `request_id`, echoed as ``X-Request-ID``.
 
-    Outermost, so that the id is set for every other middleware (`MetricsMiddleware` writes the
-    access line), handler and error answer.
+    Outermost (`install_request_id`), so that the id is set for every other middleware
+    (`MetricsMiddleware` writes the access line), handler and error answer.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -127,6 +128,22 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id.reset(token)
+
+
+def install_request_id(app: Starlette) -> None:
+    """Put `RequestIdMiddleware` around the whole of a Starlette (or FastAPI) app.
+
+    Middleware added the usual way runs inside Starlette's ``ServerErrorMiddleware``, which answers
+    an unhandled exception with the ``send`` it was given: such a 500 would carry no id. Wrapping
+    the stack the app builds puts the id on every answer, that 500 included, and keeps it set
+    while the app's handler for ``Exception`` logs the failure.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_request_id() -> ASGIApp:
+        return RequestIdMiddleware(build())
+
+    app.build_middleware_stack = build_with_request_id  # type: ignore[method-assign]
 
 
 def install_flask_request_id(app: Flask) -> None:

@@ -62,14 +62,21 @@ class ServiceSettings(BaseSettings):
     port: int = aliased(8000, "port", ge=1, le=65535)
     service_token: str | None = aliased(None, "service_token")
     service_token_file: Path | None = aliased(None, "service_token_file")
+    reader_tokens: str | None = aliased(None, "reader_tokens")
+    reader_tokens_file: Path | None = aliased(None, "reader_tokens_file")
+    # /readyz, /metrics and the status page are open by default (the NetworkPolicy guards them).
+    status_needs_token: bool = aliased(False, "status_needs_token")
     max_body: PositiveSize = aliased(ByteSize(32 * 1024 * 1024), "max_body")
+    # A body must arrive whole within this many seconds (408 past it), so that a client that
+    # sends slowly cannot hold a connection and a worker for as long as it likes.
+    body_timeout: float = aliased(60.0, "body_timeout", gt=0, le=3600)
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("service_token_file")
+    @field_validator("service_token_file", "reader_tokens_file")
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         return readable_file(value)
@@ -88,9 +95,13 @@ class ServiceSettings(BaseSettings):
         """The service tokens: accepted from the caller, and the first sent on to the next hop."""
         return load_tokens(self.service_token, self.service_token_file)
 
+    def reader_token_set(self) -> tuple[str, ...]:
+        """Tokens allowed to read what lists or dumps stored data (`glitchflow_core.access`)."""
+        return load_tokens(self.reader_tokens, self.reader_tokens_file)
+
     def token_sets(self) -> dict[str, tuple[str, ...]]:
         """Every configured token set by variable name (checked for placeholders in production)."""
-        return {"SERVICE_TOKEN": self.service_tokens()}
+        return {"SERVICE_TOKEN": self.service_tokens(), "READER_TOKENS": self.reader_token_set()}
 
 
 class ChunkSettings(ServiceSettings):

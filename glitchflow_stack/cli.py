@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import ByteSize, TypeAdapter, ValidationError
@@ -20,6 +21,12 @@ from glitchflow_stack.airflow import airflow_lines, run_airflow
 from glitchflow_stack.services import Layout, service_processes
 from glitchflow_stack.supervisor import ManagedProcess, ServiceFailed, Stack, port_in_use
 
+SERVICE_TOKEN_VARIABLES = ("GLITCHFLOW_SERVICE_TOKEN", "GLITCHFLOW_SERVICE_TOKEN_FILE")
+API_TOKEN_VARIABLES = tuple(
+    f"GLITCHFLOW_{kind}_TOKENS{suffix}"
+    for kind in ("WRITER", "ADMIN", "READER")
+    for suffix in ("", "_FILE")
+)
 DATASET_COMMANDS = {
     "export": "write archived batches out as a training data set",
     "train-ref": "train the reference glitch model on an exported data set",
@@ -150,6 +157,29 @@ def add_up_options(up: argparse.ArgumentParser) -> None:
     )
 
 
+def open_store_warning(env: Mapping[str, str]) -> str | None:
+    """The one line ``glitchflow up`` prints when the services it starts run without tokens."""
+    service = any(env.get(name, "").strip() for name in SERVICE_TOKEN_VARIABLES)
+    api = any(env.get(name, "").strip() for name in API_TOKEN_VARIABLES)
+    if not service and not api:
+        return (
+            "glitchflow up: WARNING: no token configured, the store is OPEN: anyone who reaches"
+            " these ports can write, freeze, flush and read it (set GLITCHFLOW_ADMIN_TOKENS,"
+            " GLITCHFLOW_READER_TOKENS and GLITCHFLOW_SERVICE_TOKEN; docs/CONFIGURATION.md)"
+        )
+    if not service:
+        return (
+            "glitchflow up: WARNING: no GLITCHFLOW_SERVICE_TOKEN, datastore_logic and the"
+            " databuffer are OPEN to anyone who reaches their ports"
+        )
+    if not api:
+        return (
+            "glitchflow up: WARNING: no GLITCHFLOW_ADMIN_TOKENS, WRITER_TOKENS or READER_TOKENS,"
+            " the API is OPEN: anyone who reaches it can write, freeze, flush and read"
+        )
+    return None
+
+
 def _print_line(line: str) -> None:
     print(line, flush=True)
 
@@ -228,6 +258,9 @@ def up(args: argparse.Namespace) -> int:
         + "Ctrl-C stops them all.",
         flush=True,
     )
+    warning = open_store_warning(os.environ)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     demo: threading.Thread | None = None
     if args.demo:
         demo = threading.Thread(target=_run_demo, args=(layout.api_url, stopping), daemon=True)

@@ -306,7 +306,10 @@ def build_fetch_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pad", type=float, default=None, metavar="VALUE", help="fill gaps with VALUE"
     )
-    parser.add_argument("--token", help="bearer token (default: $GLITCHFLOW_TOKEN)")
+    parser.add_argument(
+        "--token",
+        help="a reader or admin token (default: $GLITCHFLOW_READER_TOKEN, else $GLITCHFLOW_TOKEN)",
+    )
     parser.add_argument("--timeout", type=float, default=60.0, metavar="S", help="per request")
     return parser
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from gwpy.timeseries import TimeSeries, TimeSeriesDict, TimeSeriesList
 
 URL_ENV = "GLITCHFLOW_URL"
+READER_TOKEN_ENV = "GLITCHFLOW_READER_TOKEN"  # noqa: S105 - a variable name, not a secret
+"""A reader token for reads, when the API has tokens; ``GLITCHFLOW_TOKEN`` when unset."""
 UNIT = "strain"
 FETCH_RETRY = RetryPolicy(max_attempts=4, max_elapsed=60.0)
 """A GET is idempotent: refused connections, timeouts, 429 and 5xx are tried again, briefly."""
@@ -80,7 +82,7 @@ def get_data(
     httpx.HTTPError
         No answer, after the retries.
     """
-    token = token or os.environ.get(TOKEN_ENV) or None
+    token = token or os.environ.get(READER_TOKEN_ENV) or os.environ.get(TOKEN_ENV) or None
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -162,7 +164,8 @@ def fetch(
     pad : float, optional
         Fill the gaps between segments with this value; without it a gap raises `DataGap`.
     token : str, optional
-        Bearer token (default ``$GLITCHFLOW_TOKEN``), for an API that asks for one.
+        A reader or admin token (default ``$GLITCHFLOW_READER_TOKEN``, else ``$GLITCHFLOW_TOKEN``),
+        for an API that has tokens.
     timeout : float
         Seconds per request.
 

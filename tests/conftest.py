@@ -1,13 +1,17 @@
-"""Fixtures shared by every test folder: the real stack on loopback."""
+"""Fixtures shared by every test folder: the real stack on loopback, a real S3 server."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from glitchflow_stack import Layout, Stack, free_port, service_processes
+
+if TYPE_CHECKING:
+    from seaweed import SeaweedS3
 
 
 def _layout() -> Layout:
@@ -48,3 +52,30 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., tuple[Stack, Layout]
     yield start
     for stack in reversed(started):
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """One ``weed mini`` (a real S3 server) for the session, stopped after; started on first use."""
+    from seaweed import SeaweedS3  # boto3 is imported only by the sessions that need it
+
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(seaweed: SeaweedS3) -> Iterator[SeaweedS3]:
+    """The session's server, running (a fault test may have stopped it)."""
+    seaweed.ensure_running()
+    yield seaweed
+    seaweed.ensure_running()
+
+
+@pytest.fixture
+def bucket(s3: SeaweedS3) -> str:
+    """A fresh bucket of the session's server."""
+    return s3.new_bucket()

@@ -56,6 +56,9 @@
     const mb = n / 1e6;
     return mb >= 10 ? mb.toFixed(1) : mb >= 0.1 ? mb.toFixed(2) : mb.toFixed(4);
   }
+  // "2026-12-03T03:19:07.470249Z" shown as "2026-12-03 03:19:07Z".
+  function when(iso) { return iso ? String(iso).replace("T", " ").replace(/\.\d+Z$/, "Z") : "?"; }
+  function pause(s) { return s > 0 ? duration(s) : "0 s"; }
   function gps(t) { return t === null || t === undefined ? "-" : Number(t).toFixed(3); }
 
   function card(label, value, sub, extra) {
@@ -153,10 +156,68 @@
     return block;
   }
 
+  function sealedCard(q) {
+    if (q.mode !== "rotate" && !q.count) {
+      return card("sealed", "hold mode", "a full batch freezes until it is flushed", "sealed");
+    }
+    const value = num(q.count) + (q.max_sealed ? " of " + num(q.max_sealed) : "");
+    const sub = q.count ? "waiting for training; the oldest for " + duration(q.oldest_waiting_s)
+      : "no batch waits for training";
+    return card("sealed", value, sub, q.full ? "warn" : "");
+  }
+
+  function pauseCard(p) {
+    const value = p.paused ? "paused " + duration(p.current_seconds) : "none now";
+    const recent = p.batches.slice(0, 4).map((b) => "#" + b.batch + " " + pause(b.seconds));
+    return card("ingest pause", value, "total " + pause(p.total_seconds) +
+      (recent.length ? "; per batch " + recent.join(", ") : ""), p.paused ? "warn" : "");
+  }
+
+  function sealedTable(q) {
+    if (!q.items.length) return el("p", { class: "empty" }, "No sealed batch waits for training.");
+    const rows = q.items.map((b) => el("tr", { "data-batch": b.batch },
+      el("td", { class: "num" }, b.batch), el("td", {}, el("code", {}, b.archive)),
+      el("td", { class: "num" }, num(b.n_f)), el("td", { class: "num" }, bytes(b.bt_wrt)),
+      el("td", {}, when(b.sealed_at)), el("td", { class: "num", "data-field": "waiting" }, duration(b.waiting_s)),
+      el("td", { class: "num" }, pause(b.pause_seconds))));
+    return el("div", { class: "table-wrap" }, el("table", { id: "sealed" },
+      el("thead", {}, el("tr", {}, ["batch", "archive (reserved)", "chunks", "size", "sealed at", "waiting",
+        "ingest pause while filled"].map((h, i) => el("th", { class: [0, 2, 3, 5, 6].includes(i) ? "num" : "" }, h)))),
+      el("tbody", {}, rows)));
+  }
+
+  function storeFacts(s) {
+    const facts = el("div", { class: "facts", id: "store", "data-reachable": String(s.reachable) },
+      el("span", {}, el("code", {}, s.store)),
+      el("span", { class: s.reachable ? "ok" : "bad" }, el("b", {}, s.reachable ? "reachable" : "unreachable"),
+        s.reachable ? "" : " since " + when(s.unreachable_since)),
+      el("span", {}, "pending uploads ", el("b", { "data-field": "pending-uploads" }, num(s.pending))),
+      el("span", {}, "local copies ", el("b", {}, s.keep_local ? "kept" : "removed once verified")));
+    if (s.last_error) {
+      facts.append(el("span", {}, "last error ", el("b", { class: "bad" }, s.last_error),
+        s.last_error_at ? " at " + when(s.last_error_at) : ""));
+    }
+    return facts;
+  }
+
+  function uploadNote(u) {
+    if (!u) return null;
+    const text = {
+      uploaded: "uploaded, verified " + when(u.verified_at) + (u.local_copy ? " (local copy kept)" : ""),
+      pending: "upload pending",
+      uploading: "uploading",
+      retrying: "upload retrying" + (u.attempts ? " (" + u.attempts + (u.attempts === 1 ? " try)" : " tries)") : ""),
+      failed: "upload failed, kept local",
+    }[u.state] || u.state;
+    // The error in full on hover; the object store section says it too.
+    return el("div", { class: "upload " + u.state, "data-upload": u.state, title: u.error || u.location }, text);
+  }
+
   function archivesTable(archives) {
     if (!archives.items.length) return el("p", { class: "empty" }, "No batch archived yet.");
     const rows = archives.items.map((a) => el("tr", {},
-      el("td", { class: "num" }, a.batch ?? "-"), el("td", {}, el("code", {}, a.archive || "-")),
+      el("td", { class: "num" }, a.batch ?? "-"),
+      el("td", {}, el("code", {}, a.archive || "-"), uploadNote(a.upload)),
       el("td", { class: "num" }, num(a.n_itm)), el("td", { class: "num" }, bytes(a.bytes)),
       el("td", {}, Object.entries(a.channels || {}).map(([name, c]) =>
         el("div", {}, name + ": " + gps(c.start) + " - " + gps(c.end) + (c.gaps ? " (" + c.gaps + " gaps)" : "")))),
@@ -202,6 +263,14 @@
         el("b", {}, "Frozen for " + duration(frozen.for_s)), " (since " + (frozen.at || "?") + ", " +
         (frozen.reason || "no reason recorded") + (frozen.by ? ", by " + frozen.by : "") + "). ", frozen.hint));
     }
+    const store = d.archive_store;
+    if (store && !store.reachable) {
+      children.push(el("div", { class: "banner error", id: "store-problem", role: "alert" },
+        el("b", {}, "Object store unreachable"), " since " + when(store.unreachable_since) + " (" +
+        store.store + "): " + store.error + ". " + num(store.pending) +
+        (store.pending === 1 ? " archived batch waits" : " archived batches wait") +
+        " in the local folder, uploaded once it answers; ingest and flushes go on."));
+    }
     const rate = d.rate;
     children.push(el("div", { class: "cards" },
       el("div", { class: "card wide" }, el("div", { class: "label" }, "fill towards MAX_SIZE"),
@@ -211,10 +280,16 @@
       card("chunks", num(d.n_itm), "stored in this batch", "n-itm"),
       card("bytes", num(d.buff_size), bytes(d.buff_size)),
       card("ingest", num(rate.chunks_per_s, 2) + " chunks/s",
-        megabytes(rate.bytes_per_s) + " MB/s, " + num(rate.realtime, 2) + " × real time (last " + rate.window_s + " s)")));
+        megabytes(rate.bytes_per_s) + " MB/s, " + num(rate.realtime, 2) + " × real time (last " + rate.window_s + " s)"),
+      sealedCard(d.sealed), pauseCard(d.ingest_pause)));
     children.push(el("h2", {}, "Channels (" + d.channels.length + ")"));
     if (!d.channels.length) children.push(el("p", { class: "empty" }, "No channel has data in this batch."));
     for (const ch of d.channels) children.push(channelBlock(ch));
+    if (d.sealed.mode === "rotate" || d.sealed.count) {
+      children.push(el("h2", {}, "Sealed batches waiting for training (" + d.sealed.count +
+        (d.sealed.max_sealed ? " of MAX_SEALED " + d.sealed.max_sealed : "") + ")"), sealedTable(d.sealed));
+    }
+    if (store) children.push(el("h2", {}, "Object store"), storeFacts(store));
     children.push(el("h2", {}, "Archived batches (" + d.archives.total + ")"), archivesTable(d.archives));
     children.push(el("h2", {}, "Stored chunks (" + num(d.chunks.total) + ")"), ...chunksTable(d.chunks));
     root.replaceChildren(...children);

@@ -1,14 +1,13 @@
-"""A real SeaweedFS S3 server for the archive-tier tests, and archived batches to upload."""
+"""Archived batches to upload (the SeaweedFS server's fixtures are in ``tests/conftest.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
-from seaweed import SeaweedS3
 
 from databuffer.storage import Storage
 from glitchflow_core.chunk import parse_chunk
@@ -16,30 +15,6 @@ from glitchflow_core.chunk import parse_chunk
 T0 = 1_126_259_462.0
 DT = 1.0 / 4096
 CHANNEL = "H1:GWOSC-4KHZ_R1_STRAIN"
-
-
-@pytest.fixture(scope="session")
-def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One ``weed mini`` for the session, stopped after."""
-    server = SeaweedS3(tmp_path_factory.mktemp("seaweed"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(seaweed: SeaweedS3) -> Iterator[SeaweedS3]:
-    """The session's server, running (a fault test may have stopped it)."""
-    seaweed.ensure_running()
-    yield seaweed
-    seaweed.ensure_running()
-
-
-@pytest.fixture
-def bucket(s3: SeaweedS3) -> str:
-    return s3.new_bucket()
 
 
 def chunk_body(i: int, n: int = 256) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from archive.conftest import chunk_body
+from prometheus_text import scrape, value
 from seaweed import SeaweedS3
+from waiting import wait_for
 
 from glitchflow_archive import MANIFEST, UPLOADED, S3Archive
 from glitchflow_stack.supervisor import ManagedProcess, free_port
@@ -57,13 +58,6 @@ def store_batch(client: httpx.Client, first: int, chunks: int = 4) -> dict[str, 
 def upload_of(client: httpx.Client, archive: str) -> dict[str, Any]:
     answer = client.get("/batches", params={"limit": 100}).json()
     return next(b["upload"] for b in answer["batches"] if b["archive"] == archive)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
 
 
 def test_flush_answers_at_once_then_the_batch_is_uploaded_and_removed_locally(
@@ -117,3 +111,40 @@ def test_store_down_is_degraded_and_a_restarted_buffer_resumes_the_upload(
     assert [r.name for r in remote.list_batches()] == [archive]
     assert len(remote.verify(remote.resolve(archive)).files) == 4
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, UPLOADED]
+
+
+def test_upload_metrics_count_a_known_workload(
+    s3: SeaweedS3, bucket: str, start_buffer: Callable[..., ManagedProcess]
+) -> None:
+    buffer = start_buffer(s3.env(bucket))
+    with httpx.Client(base_url=buffer.url, timeout=10) as client:
+        flushed = [store_batch(client, first, chunks=3) for first in (0, 10, 20)]
+        for cleaned in flushed:
+            wait_for(lambda c=cleaned: upload_of(client, c["archive"])["state"] == "uploaded")
+        sent = sum(cleaned["bt_wrt"] for cleaned in flushed)
+        samples = scrape(buffer.url)
+        assert value(samples, "glitchflow_uploads_total") == 3
+        assert value(samples, "glitchflow_uploaded_bytes_total") == sent
+        assert value(samples, "glitchflow_upload_duration_seconds_count") == 3
+        assert value(samples, "glitchflow_upload_duration_seconds_sum") > 0
+        assert value(samples, "glitchflow_upload_failures_total", outcome="retried") == 0
+        assert value(samples, "glitchflow_upload_failures_total", outcome="failed") == 0
+        assert value(samples, "glitchflow_upload_pending_batches") == 0
+        assert value(samples, "glitchflow_archive_store_reachable") == 1
+
+        s3.kill()  # the store goes away: the next batch waits, each try counted
+        fourth = store_batch(client, 30, chunks=2)
+        wait_for(lambda: upload_of(client, fourth["archive"])["state"] == "retrying")
+        samples = scrape(buffer.url)
+        assert value(samples, "glitchflow_archive_store_reachable") == 0
+        assert value(samples, "glitchflow_upload_pending_batches") == 1
+        assert value(samples, "glitchflow_upload_failures_total", outcome="retried") >= 1
+        assert value(samples, "glitchflow_uploads_total") == 3
+
+        s3.start()
+        wait_for(lambda: upload_of(client, fourth["archive"])["state"] == "uploaded")
+        samples = scrape(buffer.url)
+        assert value(samples, "glitchflow_uploads_total") == 4
+        assert value(samples, "glitchflow_uploaded_bytes_total") == sent + fourth["bt_wrt"]
+        assert value(samples, "glitchflow_upload_pending_batches") == 0
+        assert value(samples, "glitchflow_archive_store_reachable") == 1

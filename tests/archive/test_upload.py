@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from seaweed import SeaweedS3
+from waiting import wait_for
 
 from databuffer.eventlog import EventLog
 from databuffer.upload import FAILED, RETRYING, UPLOADED_STATE, Uploader
@@ -37,13 +37,6 @@ def make_uploader() -> Iterator[Callable[..., Uploader]]:
     for uploader, log in made:
         uploader.stop()
         log.close()
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def chunk_files(folder: Path) -> set[str]:

@@ -29,6 +29,7 @@ def run(
     token: str | None = None,
     stdin: str | None = None,
     env_url: str | None = None,
+    reader_token: str | None = None,
 ):
     """Run ``script`` against ``url``: given in GLITCHFLOW_URL, or with ``--url`` when ``env_url``
     (which then goes in GLITCHFLOW_URL, and must be overridden) is given."""
@@ -36,6 +37,8 @@ def run(
     env["GLITCHFLOW_URL"] = url if env_url is None else env_url
     if token is not None:
         env["GLITCHFLOW_TOKEN"] = token
+    if reader_token is not None:
+        env["GLITCHFLOW_READER_TOKEN"] = reader_token
     url_args = [] if env_url is None else ["--url", url]
     return subprocess.run(
         [str(SCRIPTS / script), *url_args, *args],
@@ -190,9 +193,19 @@ def test_invalid_payload_file_exits_non_zero_naming_the_field(stack_factory, tmp
 
 @pytest.mark.e2e
 def test_scripts_send_the_token(stack_factory, tmp_path):
-    env = {"GLITCHFLOW_WRITER_TOKENS": WRITER, "GLITCHFLOW_ADMIN_TOKENS": ADMIN}
+    reader = "reader-token-0123456789"
+    env = {
+        "GLITCHFLOW_WRITER_TOKENS": WRITER,
+        "GLITCHFLOW_ADMIN_TOKENS": ADMIN,
+        "GLITCHFLOW_READER_TOKENS": reader,
+    }
     _, layout = stack_factory(data_dir=tmp_path / "store", env=env)
     url = layout.api_url
+    # A listing needs a reader (or admin) token: GLITCHFLOW_READER_TOKEN wins over the writer's.
+    assert run("dumpbuf.sh", url=url, token=WRITER).returncode == 22
+    listed = run("dumpbuf.sh", url=url, token=WRITER, reader_token=reader)
+    assert listed.returncode == 0 and answers(listed)[0]["nmlist"] == []
+    assert run("dumpbuf.sh", url=url, token=ADMIN).returncode == 0
     denied = run("streamdata.sh", "-t", "1000000000", url=url)
     assert denied.returncode == 22
     assert WRITER not in denied.stdout + denied.stderr

@@ -1,4 +1,5 @@
-"""Coverage kept as chunks arrive equals the coverage computed from all chunks at once."""
+"""Coverage kept as chunks arrive equals the coverage computed from all chunks at once, and the
+index start-up builds at once equals the one built file by file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from databuffer.coverage import Coverage
+from databuffer.index import BatchIndex
+from databuffer.naming import chunk_filename, parse_filename
 from databuffer.rate import IngestRate
 
 DT = 1 / 4096
@@ -98,3 +101,37 @@ def test_ingest_rate_counts_the_last_minute_only() -> None:
     assert doc["bytes_per_s"] == 500.0
     clock.now += 60
     assert rate.as_json()["chunks"] == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=40, unique=True), st.data())
+def test_index_built_at_once_equals_index_built_file_by_file(
+    slots: list[int], data: st.DataObject
+) -> None:
+    # Start-up builds the index of a folder at once; writes add to it one file at a time.
+    channels = ("H1:GDS-CALIB_STRAIN", "L1:GDS-CALIB_STRAIN")
+    files = []
+    for slot in slots:
+        channel = channels[slot % 2]
+        t0 = 1_400_000_000 + slot
+        name = chunk_filename(channel, t0, 4096, DT)
+        identity = parse_filename(name)
+        assert identity is not None
+        files.append((name, identity, 1000 + slot))
+    files = data.draw(st.permutations(files))
+    one_by_one = BatchIndex()
+    for name, identity, size in files:
+        one_by_one.add(name, identity, size)
+    at_once = BatchIndex.of_files(files)
+    assert at_once.names() == one_by_one.names()
+    assert at_once.entries(100) == one_by_one.entries(100)
+    assert at_once.stored_bytes == one_by_one.stored_bytes == sum(f[2] for f in files)
+    assert at_once.spans() == one_by_one.spans()
+    assert at_once.channels() == one_by_one.channels()
+    for channel, index in at_once.channel_indexes():
+        other = one_by_one.channel(channel)
+        assert other is not None
+        assert index.coverage.largest_gaps(50) == other.coverage.largest_gaps(50)
+        assert index.coverage.gap_count == other.coverage.gap_count
+        assert abs(index.coverage.gap_seconds - other.coverage.gap_seconds) < 1e-6
+        assert abs(index.coverage.covered_seconds - other.coverage.covered_seconds) < 1e-6

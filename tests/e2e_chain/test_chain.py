@@ -174,8 +174,12 @@ def test_tokens_are_enforced_and_never_shown(
         shown = [
             waiting.text,
             train.text,
-            *(api.get(path).text for path in ("/stats", "/desc", "/dumpbuf", "/dspage")),
-            httpx.get(layout.logic_url + "/dumpflog").text,
+            *(api.get(path).text for path in ("/stats", "/desc", "/dspage")),
+            api.get("/dumpbuf", headers=auth.admin).text,
+            httpx.get(
+                layout.logic_url + "/dumpflog",
+                headers={"Authorization": f"Bearer {tokens_env['GLITCHFLOW_SERVICE_TOKEN']}"},
+            ).text,
         ]
         clean = api.post("/cleanbuf", json={"msg": "trained"}, headers=auth.admin)
         assert clean.status_code == 200, clean.text
@@ -254,7 +258,7 @@ def test_buffer_down_is_an_error_never_frozen_or_waiting(
             api.post("/cleanbuf", json={"msg": "x"}, headers=auth.admin),
             api.get("/stats"),
             api.get("/desc"),
-            api.get("/dumpbuf"),
+            api.get("/dumpbuf", headers=auth.admin),
             api.get("/dspage"),
         ]
         for answer in answers:
@@ -291,7 +295,7 @@ def test_hung_buffer_is_reported_as_its_timeout(tmp_path, tokens_env, auth) -> N
                 answers = [
                     api.get("/stats"),
                     api.get("/desc"),
-                    api.get("/dumpbuf"),
+                    api.get("/dumpbuf", headers=auth.admin),
                     api.get("/dspage"),
                     api.post("/train", json={"user": "airflow"}, headers=auth.admin),
                 ]

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from prometheus_text import scrape, value
 
 from glitchflow_core.metrics import gps_now
 from glitchflow_stack import Layout, Stack, free_port, service_processes
@@ -24,22 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 N = 24
 MAX_SIZE = 64 * 1024 * 1024
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """``/metrics`` of a service as ``{(sample name, sorted labels): value}``."""
-    answer = httpx.get(f"{url}/metrics", timeout=10)
-    assert answer.status_code == 200
-    assert answer.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples[(name, tuple(sorted(labels.items())))]
 
 
 def total(samples, name: str, **labels: str) -> float:

@@ -23,6 +23,7 @@ import datastore_logic.settings
 import glitchflow_api
 import glitchflow_api.settings
 from glitchflow_core.edge import ADMIN_BODY_LIMIT
+from glitchflow_core.logs import configure_logging
 
 TOKEN = "edge-table-token-0123456789"
 JSON = {"Content-Type": "application/json"}
@@ -55,7 +56,8 @@ PATHS = {
 
 
 async def _asgi(app, method: str, path: str, **kwargs: object) -> Answer:
-    transport = httpx.ASGITransport(app=app)
+    # As a server does: an exception past the app's handlers is answered, not raised here.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client,
@@ -72,23 +74,27 @@ def _flask(app, method: str, path: str, **kwargs: object) -> Answer:
     return Answer(answer.status_code, orjson.loads(answer.data), headers)
 
 
-@pytest.fixture(params=list(PATHS))
-def service(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., object]:
-    """``await service(method, kind, **httpx kwargs)`` on a fresh app with a token configured."""
-    name = request.param
+def build_app(name: str, tmp_path: Path) -> object:
+    """A fresh app of service ``name`` from its factory, a token configured."""
     # Nothing listens here: a request that got past the edge would fail as UPSTREAM_*, not pass.
     nowhere = f"http://127.0.0.1:{free_port()}"
     if name == "databuffer":
         settings = databuffer.settings.Settings(data_dir=tmp_path, service_token=TOKEN)
-        app = databuffer.app.create_app(settings)
-    elif name == "datastore_logic":
+        return databuffer.app.create_app(settings)
+    if name == "datastore_logic":
         settings = datastore_logic.settings.Settings(db_burl=nowhere, service_token=TOKEN)
-        app = datastore_logic.create_app(settings)
-    else:
-        settings = glitchflow_api.settings.Settings(
-            ds_burl=nowhere, writer_tokens=TOKEN, admin_tokens=TOKEN
-        )
-        app = glitchflow_api.create_app(settings)
+        return datastore_logic.create_app(settings)
+    settings = glitchflow_api.settings.Settings(
+        ds_burl=nowhere, writer_tokens=TOKEN, admin_tokens=TOKEN
+    )
+    return glitchflow_api.create_app(settings)
+
+
+@pytest.fixture(params=list(PATHS))
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., object]:
+    """``await service(method, kind, **httpx kwargs)`` on a fresh app with a token configured."""
+    name = request.param
+    app = build_app(name, tmp_path)
 
     async def send(method: str, kind: str, **kwargs: object) -> Answer:
         path = PATHS[name].get(kind, "/no/such/path")
@@ -153,7 +159,7 @@ CASES = [
         pytest.param(
             "GET",
             "listing",
-            {"params": {name: raw}},
+            {"params": {name: raw}, "headers": AUTH},
             422,
             invalid(name, f"must be an integer from 0 to {maximum}"),
             id=f"{name}-{label}",
@@ -204,3 +210,51 @@ async def test_missing_token_is_401_with_the_same_shape_everywhere(
     assert set(answer.body) == {"resp", "detail"}
     assert "token is required" in answer.body["detail"]
     assert answer.headers["www-authenticate"] == "Bearer"
+
+
+class Boom(RuntimeError):
+    """Raised by the test route: an error no handler of the app knows."""
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+async def test_unhandled_exception_is_a_json_500_with_the_request_id(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = build_app(name, tmp_path)
+    configure_logging(name)  # JSON lines on this test's stderr, as the service writes them
+
+    def boom() -> None:
+        raise Boom("no handler for this")
+
+    async def boom_api() -> None:
+        boom()
+
+    async def boom_route(request: object) -> None:
+        boom()
+
+    if name == "datastore_logic":
+        app.add_url_rule("/boom", view_func=boom)
+    elif name == "databuffer":
+        app.add_route("/boom", boom_route)
+    else:
+        app.add_api_route("/boom", boom_api)
+    given = {"X-Request-ID": "boom-request-1"}
+    if name == "datastore_logic":
+        answer = _flask(app, "GET", "/boom", headers=given)
+        app.extensions["glitchflow"]["buffer"].close()
+        fresh = _flask(app, "GET", "/boom")
+    else:
+        answer = await _asgi(app, "GET", "/boom", headers=given)
+        fresh = await _asgi(app, "GET", "/boom")
+    assert (answer.status, answer.body) == (500, {"resp": "INTERNAL_SERVER_ERROR"})
+    assert answer.headers["x-request-id"] == "boom-request-1"
+    # Made here when the caller sent none.
+    assert fresh.status == 500 and len(fresh.headers["x-request-id"]) == 32
+    assert fresh.headers["x-request-id"] != "boom-request-1"
+    # The failure is logged with the id of its request, and its traceback.
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
+    failures = [line for line in lines if "Boom: no handler for this" in line.get("exc_info", "")]
+    assert [line.get("request_id") for line in failures] == [
+        "boom-request-1",
+        fresh.headers["x-request-id"],
+    ]

@@ -12,11 +12,20 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import gwpy
 import httpx
 import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
+from readback.conftest import (
+    CHANNELS,
+    CHUNK,
+    DT,
+    GWPY_WARNINGS,
+    T0,
+    expected,
+    read_hdf5,
+    same_bits,
+)
 
 import gwclient
 from glitchflow_stack import Layout, Stack, free_port, service_processes
@@ -25,33 +34,10 @@ from gwclient.fetch import DataGap, FetchError, fetch, fetch_segments
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.timeout(180),
-    pytest.mark.filterwarnings(
-        "ignore:COPY_IF_NEEDED is no longer needed"
-        ":astropy.utils.exceptions.AstropyPendingDeprecationWarning"
-    ),
+    GWPY_WARNINGS,
 ]
 
-HLV = Path(gwpy.__file__).parent / "testing" / "data" / "HLV-HW100916-968654552-1.hdf"
-CHANNELS = ["H1:LDAS-STRAIN", "L1:LDAS-STRAIN", "V1:h_16384Hz"]
-T0 = 968654552.0
-DT = 1 / 16384
-CHUNK = 2048  # samples per chunk: 1/8 s
 MAX_READ_SECONDS = 4
-
-
-def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
-
-
-def expected(series: TimeSeries, start: float, end: float) -> np.ndarray:
-    times = T0 + np.arange(len(series)) * DT
-    return series.value[(times >= start) & (times < end)]
-
-
-@pytest.fixture(scope="module")
-def original() -> TimeSeriesDict:
-    return TimeSeriesDict.read(HLV, CHANNELS)
 
 
 @pytest.fixture(scope="module")
@@ -158,18 +144,7 @@ def test_gap_is_listed_and_never_filled(stack, original) -> None:
 @pytest.mark.parametrize("how", ["format", "accept"])
 def test_hdf5_answer_reads_back_with_gwpy(stack, original, tmp_path, how) -> None:
     start, end = T0 + 0.25, T0 + 0.75
-    params = {"channel": "V1:h_16384Hz", "start": start, "end": end}
-    headers = {}
-    if how == "format":
-        params["format"] = "hdf5"
-    else:
-        headers["Accept"] = "application/x-hdf5"
-    answer = httpx.get(f"{stack.api_url}/data", params=params, headers=headers, timeout=60)
-    assert answer.status_code == 200, answer.text
-    assert answer.headers["content-type"] == "application/x-hdf5"
-    path = tmp_path / "v1.h5"
-    path.write_bytes(answer.content)
-    series = TimeSeries.read(path, path="V1:h_16384Hz/0000")
+    series = read_hdf5(stack.api_url, "V1:h_16384Hz", start, end, how, tmp_path)
     assert same_bits(series.value, expected(original["V1:h_16384Hz"], start, end))
     assert series.t0.value == pytest.approx(start, abs=DT)
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from glitchflow_stack import free_port, port_in_use
+from glitchflow_stack.cli import open_store_warning
 
 pytestmark = pytest.mark.e2e
 
@@ -122,6 +123,9 @@ def test_up_starts_three_services_and_stops_them_on_sigterm(
     running.proc.send_signal(signal.SIGTERM)
     assert running.finish() == 0
     assert "glitchflow up: stopped" in running.lines
+    # No token in this environment: one line says loudly that the store is open.
+    warnings = [line for line in running.lines if line.startswith("glitchflow up: WARNING")]
+    assert warnings == [open_store_warning({})]
     for port in ports.values():
         assert not port_in_use("127.0.0.1", port)
 

@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from seaweed import SeaweedS3
 
 WRITER = "status-writer-token-0123456789"
 ADMIN = "status-admin-token-0123456789"
@@ -21,6 +22,8 @@ TOKENS_ENV = {
     # The page's FROZEN view is of a batch held until its flush (rotate seals and goes on).
     "GLITCHFLOW_FREEZE_MODE": "hold",
 }
+ROTATE_ENV = {**TOKENS_ENV, "GLITCHFLOW_FREEZE_MODE": "rotate", "GLITCHFLOW_MAX_SEALED": "2"}
+"""Rotate mode with room for two sealed batches (two 1024-sample chunks fill 40,000 bytes)."""
 RATE = 4096
 H1 = "H1:GDS-CALIB_STRAIN"
 L1 = "L1:GDS-CALIB_STRAIN"
@@ -48,6 +51,17 @@ class Sender:
             timeout=30,
         )
 
+    def flush(self) -> dict:
+        """``/cleanbuf`` as an admin (the oldest sealed batch, else the current one)."""
+        answer = httpx.post(
+            f"{self.api_url}/cleanbuf",
+            json={"msg": "status test"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
     def stream(self, channel: str, t0: float, count: int, n: int = 1024) -> None:
         """``count`` contiguous chunks of ``channel`` from ``t0``."""
         for i in range(count):
@@ -58,3 +72,13 @@ class Sender:
 @pytest.fixture
 def sender() -> Callable[[str], Sender]:
     return Sender
+
+
+def store_env(s3: SeaweedS3, bucket: str) -> dict[str, str]:
+    """The stack's settings with archives uploaded to ``bucket``, retried every half second."""
+    return {
+        **TOKENS_ENV,
+        **s3.env(bucket),
+        "GLITCHFLOW_ARCHIVE_RETRY_MAX_DELAY": "0.5",
+        "GLITCHFLOW_ARCHIVE_S3_TIMEOUT": "1",
+    }

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.sync_api import expect
-from status.conftest import H1, L1, TOKENS, TOKENS_ENV
+from status.conftest import H1, L1, ROTATE_ENV, TOKENS, TOKENS_ENV, store_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking flags chromium reaches for Google's hosts on its own.
@@ -151,14 +151,20 @@ def test_page_updates_without_reload_when_chunks_arrive(stack_factory, sender, w
     assert watched.errors == []
 
 
-def test_page_shows_frozen_and_what_frees_it(stack_factory, sender, watched, request) -> None:
-    _, layout = stack_factory(max_size=40_000, env=TOKENS_ENV)
+def fill_a_batch_under_the_page(stack_factory, sender, watched, env: dict[str, str]):
+    """Open the page on a batch of one chunk, then send the chunk that fills it (40,000 bytes)."""
+    _, layout = stack_factory(max_size=40_000, env=env)
     send = sender(layout.api_url)
     send.stream(H1, 1_400_000_000.0, 1)
     page = watched.page
     open_page(page, f"{layout.api_url}/dspage")
     assert page.text_content("#state") == "OPERATIONAL"
-    send.stream(H1, 1_400_000_000.25, 1)  # fills the buffer: frozen
+    send.stream(H1, 1_400_000_000.25, 1)
+    return page
+
+
+def test_page_shows_frozen_and_what_frees_it(stack_factory, sender, watched, request) -> None:
+    page = fill_a_batch_under_the_page(stack_factory, sender, watched, TOKENS_ENV)  # hold
     expect(page.locator("#state")).to_have_text("FROZEN", timeout=15_000)
     hint = page.text_content("#frozen-hint")
     assert "Frozen for" in hint and "/cleanbuf" in hint and "DAG" in hint
@@ -189,3 +195,49 @@ def test_page_is_readable_on_a_phone(stack_factory, sender, browser, request) ->
     assert width <= 390
     screenshot(page, request, "phone.png")
     context.close()
+
+
+def test_page_shows_the_sealed_queue_after_a_seal(stack_factory, sender, watched, request) -> None:
+    page = fill_a_batch_under_the_page(stack_factory, sender, watched, ROTATE_ENV)
+    # Batch 1 is sealed and ingest goes on in batch 2.
+    expect(page.locator('[data-field="sealed"]')).to_have_text("1 of 2", timeout=15_000)
+    assert page.text_content("#state") == "OPERATIONAL"
+    row = page.locator("#sealed tbody tr")
+    assert row.count() == 1 and row.first.get_attribute("data-batch") == "1"
+    assert "000001-" in row.first.text_content()
+    assert "waiting for training" in page.text_content('.card:has([data-field="sealed"]) .sub')
+    assert page.text_content('[data-field="ingest pause"]') == "none now"
+    assert number(page.text_content('[data-field="chunks"]')) == 0  # batch 2, empty
+    screenshot(page, request, "sealed.png")
+    assert watched.errors == []
+
+
+def test_page_shows_the_upload_problem_when_the_store_is_down(
+    stack_factory, sender, watched, request, s3, bucket
+) -> None:
+    _, layout = stack_factory(max_size=10_000_000, env=store_env(s3, bucket))
+    send = sender(layout.api_url)
+    page = watched.page
+    open_page(page, f"{layout.api_url}/dspage")
+    expect(page.locator("#store")).to_have_attribute("data-reachable", "true", timeout=15_000)
+    s3.kill()
+    send.stream(H1, 1_400_000_000.0, 2)
+    archive = send.flush()["archive"]
+    problem = page.locator("#store-problem")
+    expect(problem).to_be_visible(timeout=15_000)
+    assert "Object store unreachable" in problem.text_content()
+    assert f"s3://{bucket}/" in problem.text_content()
+    note = page.locator('[data-upload="retrying"]')
+    expect(note).to_be_visible(timeout=15_000)
+    assert archive in page.text_content("table")
+    expect(page.locator('[data-field="pending-uploads"]')).to_have_text("1")
+    screenshot(page, request, "store-down.png")
+
+    s3.start()
+    uploaded = page.locator('[data-upload="uploaded"]')
+    expect(uploaded).to_be_visible(timeout=30_000)
+    assert "verified" in uploaded.text_content()
+    expect(problem).to_have_count(0)
+    assert "last error" in page.text_content("#store")
+    assert watched.errors == []
+    assert watched.outside_hosts() == []

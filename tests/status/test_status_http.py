@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from status.conftest import ADMIN, H1, L1, RATE, TOKENS, TOKENS_ENV
+from status.conftest import ADMIN, H1, L1, RATE, ROTATE_ENV, TOKENS, TOKENS_ENV, store_env
+from waiting import wait_for
 
 from glitchflow_api.status_models import StatusAnswer
 
@@ -127,14 +128,9 @@ def test_frozen_status_says_what_frees_it(stack_factory, sender) -> None:
 
 def test_archived_batches_are_listed_with_sizes_and_spans(stack_factory, sender) -> None:
     _, layout = stack_factory(max_size=40_000, env=TOKENS_ENV)
-    sender(layout.api_url).stream(H1, 1_400_000_000.0, 2)
-    flushed = httpx.post(
-        f"{layout.api_url}/cleanbuf",
-        json={"msg": "test"},
-        headers={"Authorization": f"Bearer {ADMIN}"},
-        timeout=30,
-    )
-    assert flushed.status_code == 200, flushed.text
+    send = sender(layout.api_url)
+    send.stream(H1, 1_400_000_000.0, 2)
+    send.flush()
     doc = StatusAnswer.model_validate(get(f"{layout.api_url}/status").json())
     assert (doc.state, doc.n_itm, doc.batch) == ("OPERATIONAL", 0, 2)
     (archived,) = doc.archives.items
@@ -167,3 +163,70 @@ def test_favicon_and_content_security_policy(stack_factory) -> None:
         csp = get(url).headers["content-security-policy"]
         assert "default-src 'none'" in csp and "connect-src 'self'" in csp
         assert "http" not in csp  # no other origin is allowed
+
+
+def test_rotate_status_shows_the_sealed_queue_and_the_ingest_pause(stack_factory, sender) -> None:
+    _, layout = stack_factory(max_size=40_000, env=ROTATE_ENV)
+    send = sender(layout.api_url)
+    send.stream(H1, 1_400_000_000.0, 2)  # fills batch 1: sealed, ingest goes on in batch 2
+    doc = StatusAnswer.model_validate(get(f"{layout.api_url}/status").json())
+    assert (doc.state, doc.batch, doc.n_itm) == ("OPERATIONAL", 2, 0)
+    queue = doc.sealed
+    assert (queue.mode, queue.max_sealed, queue.count, queue.full) == ("rotate", 2, 1, False)
+    (sealed,) = queue.items
+    assert (sealed.batch, sealed.n_f, sealed.pause_seconds) == (1, 2, 0)
+    assert sealed.bt_wrt >= 40_000 and sealed.archive.startswith("000001-")
+    assert queue.oldest_waiting_s == sealed.waiting_s >= 0
+    assert doc.ingest_pause.paused is False
+    assert [(p.batch, p.seconds) for p in doc.ingest_pause.batches] == [(1, 0)]
+
+    send.stream(H1, 1_400_000_000.5, 4)  # batch 2 sealed, the queue full: batch 3 freezes
+    doc = StatusAnswer.model_validate(get(f"{layout.api_url}/status").json())
+    assert (doc.state, doc.batch, doc.sealed.count, doc.sealed.full) == ("FROZEN", 3, 2, True)
+    assert [b.batch for b in doc.sealed.items] == [1, 2]
+    assert doc.frozen is not None and "MAX_SEALED" in doc.frozen.hint
+    assert doc.ingest_pause.paused is True
+    assert send.send(1_400_000_001.5).status_code == 503
+
+    send.flush()  # hands batch 1 over: batch 3 is sealed in its place, ingest resumes
+    doc = StatusAnswer.model_validate(get(f"{layout.api_url}/status").json())
+    assert (doc.state, doc.batch, doc.sealed.count) == ("OPERATIONAL", 4, 2)
+    assert [b.batch for b in doc.sealed.items] == [2, 3]
+    assert doc.sealed.items[1].pause_seconds > 0
+    assert doc.ingest_pause.batches[0].batch == 3 and doc.ingest_pause.batches[0].seconds > 0
+    assert doc.archives.total == 1 and doc.archives.items[0].batch == 1
+    assert doc.archive_store is None and doc.archives.items[0].upload is None
+
+
+def test_status_shows_an_unreachable_store_and_then_the_verified_upload(
+    stack_factory, sender, s3, bucket
+) -> None:
+    _, layout = stack_factory(max_size=10_000_000, env=store_env(s3, bucket))
+    send = sender(layout.api_url)
+
+    def status() -> StatusAnswer:
+        return StatusAnswer.model_validate(get(f"{layout.api_url}/status").json())
+
+    wait_for(lambda: status().archive_store is not None and status().archive_store.reachable)
+    s3.kill()
+    send.stream(H1, 1_400_000_000.0, 2)
+    archive = send.flush()["archive"]
+    wait_for(lambda: status().archives.items[0].upload.state == "retrying")
+    doc = status()
+    store = doc.archive_store
+    assert store is not None and store.store == f"s3://{bucket}/"
+    assert (store.reachable, store.pending) == (False, 1)
+    assert store.error and store.unreachable_since and store.last_error
+    (archived,) = doc.archives.items
+    assert archived.archive == archive
+    assert archived.upload.target == f"s3://{bucket}/{archive}"
+    assert archived.upload.error and archived.upload.attempts >= 1
+
+    s3.start()
+    wait_for(lambda: status().archives.items[0].upload.state == "uploaded")
+    doc = status()
+    assert (doc.archive_store.reachable, doc.archive_store.pending) == (True, 0)
+    assert doc.archive_store.error is None and doc.archive_store.last_error  # kept, with its time
+    upload = doc.archives.items[0].upload
+    assert upload.location == f"s3://{bucket}/{archive}"
+    assert upload.verified_at and upload.local_copy is False
