@@ -35,12 +35,16 @@ from databuffer.storage import Storage
 from databuffer.upload import Uploader
 from glitchflow_archive import ArchiveError, ArchiveStore, open_archive
 from glitchflow_core.access import Access
+from glitchflow_core.chunk import Chunk, ChunkError, chunk_bodies, is_chunk_list
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
+    BINARY_MEDIA,
     MAX_OFFSET,
+    EdgeError,
     InvalidInput,
     Refused,
     bounded_int,
+    chunk_media,
     install_starlette,
     read_body_async,
     request_object,
@@ -107,11 +111,21 @@ class BufferService:
         freeze_at: int | None,
         max_age: float | None,
         max_sealed: int | None,
+        binary: dict[str, str | None] | None = None,
     ) -> WriteResult:
-        """Validate and store one chunk (runs in a worker thread)."""
-        chunk = self.settings.parse_chunk(body)
+        """Validate and store one chunk (runs in a worker thread).
+
+        ``binary``: the body is float64 samples and these are its ``channel``, ``t0``, ``dt``;
+        its canonical JSON form is stored, as a JSON chunk's would be.
+        """
+        if binary is None:
+            chunk = self.settings.parse_chunk(body)
+            stored: bytes | None = body
+        else:
+            chunk = self.settings.parse_binary_chunk(body, **binary)
+            stored = None
         return self.storage.write(
-            chunk, freeze_at=freeze_at, max_age=max_age, body=body, max_sealed=max_sealed
+            chunk, freeze_at=freeze_at, max_age=max_age, body=stored, max_sealed=max_sealed
         )
 
     def record_results(self, batch: int, results: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +143,38 @@ class BufferService:
             "bucket": bucket,
             "results": record,
         }
+
+    def ingest_many(
+        self,
+        body: bytes,
+        media: str,
+        freeze_at: int | None,
+        max_age: float | None,
+        max_sealed: int | None,
+    ) -> list[dict[str, Any]]:
+        """Validate and store each chunk of a JSON array or NDJSON body; one answer each, in
+        order (runs in a worker thread). Raises `ChunkError` when the body as a whole is bad."""
+        answers: list[dict[str, Any] | None] = []
+        valid: list[tuple[Chunk, bytes | None]] = []
+        for part in chunk_bodies(body, media, self.settings.max_chunks):
+            if isinstance(part, ChunkError):
+                answers.append(chunk_answer(part))
+                continue
+            try:
+                valid.append((self.settings.parse_chunk(part), part))
+            except ChunkError as exc:
+                answers.append(chunk_answer(exc))
+                continue
+            answers.append(None)
+        outcomes = iter(self.storage.write_many(valid, freeze_at, max_age, max_sealed=max_sealed))
+        retry_after = self.settings.retry_after
+
+        def stored(outcome: WriteResult | StorageError) -> dict[str, Any]:
+            if isinstance(outcome, StorageError):
+                return chunk_answer(storage_answer(outcome, retry_after))
+            return chunk_answer(outcome)
+
+        return [answer or stored(next(outcomes)) for answer in answers]
 
 
 def archive_store(settings: Settings) -> ArchiveStore:
@@ -223,37 +269,75 @@ async def admin_json(request: Request, *, empty_ok: bool) -> dict[str, Any]:
 
 
 async def send_f(request: Request) -> Response:
-    """Store one chunk; freeze (``mode=hold``) or seal (``mode=rotate``) the batch in the same
-    step when it reaches ``freeze_at`` bytes."""
+    """Store one chunk (JSON, or binary with ``channel``, ``t0``, ``dt``) or several (a JSON
+    array or NDJSON: 207 MULTI, one answer each); freeze (``mode=hold``) or seal
+    (``mode=rotate``) the batch in the same step when it reaches ``freeze_at`` bytes."""
     svc = service(request)
-    require_media(request.headers.get("content-type"))
+    media = chunk_media(request.headers.get("content-type"))
     query = request.query_params
     freeze_at = optional_size(query.get("freeze_at"), "freeze_at")
     max_age = optional_seconds(query.get("max_age"), "max_age")
     max_sealed = freeze_mode(query.get("mode"), query.get("max_sealed"))
+    binary = None
+    if media == BINARY_MEDIA:
+        binary = {name: query.get(name) for name in ("channel", "t0", "dt")}
     if svc.inflight >= svc.settings.max_inflight:
         raise Busy("too many writes in flight")
     svc.inflight += 1
     try:
         body = await read_body(request, svc.settings.max_body)
+        if binary is None and is_chunk_list(body, media):
+            answers = await anyio.to_thread.run_sync(
+                svc.ingest_many, body, media, freeze_at, max_age, max_sealed, limiter=svc.limiter
+            )
+            for answer in answers:
+                count_write(svc.metrics, answer, freeze_at)
+            return JSONResponse(multi_answer(answers), status_code=207)
         result = await anyio.to_thread.run_sync(
-            svc.ingest, body, freeze_at, max_age, max_sealed, limiter=svc.limiter
+            svc.ingest, body, freeze_at, max_age, max_sealed, binary, limiter=svc.limiter
         )
     finally:
         svc.inflight -= 1
-    metrics = svc.metrics
-    if result.resp == "CREATED":
-        metrics.ingested_bytes.inc(result.size)
+    answer = chunk_answer(result)
+    count_write(svc.metrics, answer, freeze_at)
+    return JSONResponse(result.as_json(), status_code=answer["status"])
+
+
+def chunk_answer(outcome: WriteResult | EdgeError) -> dict[str, Any]:
+    """One chunk's answer in a multi-chunk write: its ``status`` and what a single write of it
+    would have answered (``retry_after`` for a refusal that has one)."""
+    if isinstance(outcome, WriteResult):
+        return {"status": 201 if outcome.resp == "CREATED" else 200, **outcome.as_json()}
+    answer = {"status": outcome.status, **outcome.body()}
+    if outcome.retry_after is not None:
+        answer["retry_after"] = int(outcome.retry_after)
+    return answer
+
+
+def multi_answer(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"resp": "MULTI", "results": [...]}`` with the count of each ``resp`` word."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        counts[answer["resp"]] = counts.get(answer["resp"], 0) + 1
+    return {"resp": "MULTI", "chunks": len(answers), "counts": counts, "results": answers}
+
+
+def count_write(metrics: ServiceMetrics, answer: dict[str, Any], freeze_at: int | None) -> None:
+    """Count one chunk's outcome: ingested, duplicate, or refused by reason."""
+    status = answer["status"]
+    if status == 201:
+        metrics.ingested_bytes.inc(answer["bytes"])
         metrics.ingested_chunks.inc()
-        if result.frozen:
+        if answer["frozen"]:
             metrics.freezes.inc()
-            what = "batch sealed by a write" if result.sealed else "batch frozen by a write"
-            logger.info(what, extra={"batch": result.batch})
+            what = "batch sealed by a write" if answer["sealed"] else "batch frozen by a write"
+            logger.info(what, extra={"batch": answer["batch"]})
         if freeze_at:
-            metrics.fill_ratio.set(result.stat.stored_bytes / freeze_at)
-        return JSONResponse(result.as_json(), status_code=201)
-    metrics.duplicates.inc()
-    return JSONResponse(result.as_json(), status_code=200)
+            metrics.fill_ratio.set(answer["buff_size"] / freeze_at)
+    elif status == 200:
+        metrics.duplicates.inc()
+    else:
+        metrics.refusals.labels(str(answer["resp"]).lower()).inc()
 
 
 async def data(request: Request) -> Response:

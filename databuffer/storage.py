@@ -15,7 +15,8 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ import orjson
 from databuffer.archive import Archive, Hashes, hash_files
 from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import ArchivedChunk, CurrentBatch
-from databuffer.errors import ArchiveFailed, DiskFull, NotArchived, NotFrozen, UnknownBatch
+from databuffer.errors import (
+    ArchiveFailed,
+    DiskFull,
+    NotArchived,
+    NotFrozen,
+    StorageError,
+    UnknownBatch,
+)
 from databuffer.eventlog import EventLog
 from databuffer.index import BatchIndex, Span
 from databuffer.naming import ChunkIdentity, chunk_filename
@@ -37,6 +45,10 @@ from glitchflow_core.chunk import Chunk
 
 LOG_FILE = "LogStream.json"
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+WRITE_THREADS = 32
+"""Threads that write and fsync the files of a multi-chunk write at once: fsyncs of the same
+file system issued together share the journal's commits, where one after the other each waits
+for its own (figures in docs/PERFORMANCE.md)."""
 
 
 class Storage:
@@ -89,6 +101,7 @@ class Storage:
         self._renamed = 0  # renames into the data folder so far
         self._synced = 0  # renames made durable by an fsync of the folder
         self._closed = False
+        self._writers: ThreadPoolExecutor | None = None
         # Free bytes on the data volume when the last write found none (None: it did not).
         self._disk_full_free: int | None = None
         self._stat_cache = StatCache(self.adm_dir / STAT_FILE, lambda: self.stat().as_json())
@@ -405,6 +418,156 @@ class Storage:
                 self._stat_cache.refresh_soon()
         return result
 
+    def write_many(
+        self,
+        chunks: Sequence[tuple[Chunk, bytes | None]],
+        freeze_at: int | None = None,
+        max_age: float | None = None,
+        *,
+        max_sealed: int | None = None,
+    ) -> list[WriteResult | StorageError]:
+        """Store several chunks, each on its own, in order, as `write` would one after another.
+
+        Each chunk gets its own outcome: a `WriteResult` (``CREATED`` or ``DUPLICATE``), or the
+        `StorageError` that refused it (`Frozen`, `Conflict`, `DiskFull`, ...). The files are
+        written and fsynced together (`WRITE_THREADS`), then counted one by one in order
+        under the lock: a chunk that fills the batch freezes it (hold: the chunks after it are
+        refused with `Frozen`) or seals it (rotate: the chunks after it open the next batch).
+        Every outcome is durable before this returns, as for `write`.
+
+        Parameters
+        ----------
+        chunks : sequence of (Chunk, bytes or None)
+            Validated chunks and the bytes each was validated from (None: store the
+            canonical form, as for a binary chunk).
+        freeze_at, max_age, max_sealed
+            As for `write`, for every chunk.
+        """
+        pending = [
+            (
+                chunk_filename(chunk.channel, chunk.t0, chunk.n, chunk.dt),
+                ChunkIdentity.of(chunk),
+                body if body is not None else chunk.canonical_bytes(),
+                chunk,
+            )
+            for chunk, body in chunks
+        ]
+        outcomes: list[WriteResult | StorageError | None] = [None] * len(pending)
+        # What is known before any file is written (duplicates, conflicts, a frozen batch)
+        # needs none.
+        archived: dict[int, ArchivedChunk] = {}
+        with self._lock:
+            for i, (name, identity, data, chunk) in enumerate(pending):
+                try:
+                    found = self._batch.check(name, identity, data, chunk)
+                except StorageError as exc:
+                    outcomes[i] = exc
+                    continue
+                if isinstance(found, ArchivedChunk):
+                    archived[i] = found
+                else:
+                    outcomes[i] = found
+            renamed = self._renamed
+        self._compare_all_archived(archived, pending, outcomes)
+        todo = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        # Counted as they come out of the writers, in order: the renames of the first chunks
+        # overlap the fsyncs of the last.
+        written = self._write_temps([pending[i] for i in todo])
+        temps: list[Path | StorageError] = []
+        placed: set[int] = set()
+        try:
+            for i in todo:
+                tmp = next(written)
+                temps.append(tmp)
+                if isinstance(tmp, StorageError):
+                    outcomes[i] = tmp
+                    continue
+                name, identity, data, chunk = pending[i]
+                with self._lock:
+                    try:
+                        result = self._batch.check(name, identity, data, chunk)
+                        if result is None:
+                            self._place(tmp, name)
+                            placed.add(i)
+                            result = self._batch.add(
+                                name, identity, len(data), freeze_at, max_age, max_sealed
+                            )
+                    except StorageError as exc:
+                        outcomes[i] = exc
+                        continue
+                    if isinstance(result, ArchivedChunk):  # archived and uploaded meanwhile
+                        archived[i] = result
+                    else:
+                        outcomes[i] = result
+                    renamed = self._renamed
+        finally:
+            temps.extend(written)  # after a failure, the files still being written
+            for i, tmp in zip(todo, temps, strict=True):
+                if i not in placed and isinstance(tmp, Path):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+        self._compare_all_archived(
+            {i: found for i, found in archived.items() if outcomes[i] is None}, pending, outcomes
+        )
+        self._sync_data_dir(renamed)
+        created = [o for o in outcomes if isinstance(o, WriteResult) and o.resp == "CREATED"]
+        if created:
+            self._disk_full_free = None
+        if any(result.frozen for result in created):
+            self._stat_cache.refresh()
+        elif created:
+            self._stat_cache.refresh_soon()
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _place(self, tmp: Path, name: str) -> None:
+        """Rename a written chunk file to its name (under the lock); `DiskFull` when the folder
+        cannot take one more name."""
+        try:
+            os.replace(tmp, self.data_dir / name)
+        except OSError as exc:
+            self._raise_if_disk_full(exc, name)
+            raise
+        self._renamed += 1
+
+    def _compare_all_archived(
+        self,
+        archived: dict[int, ArchivedChunk],
+        pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]],
+        outcomes: list[WriteResult | StorageError | None],
+    ) -> None:
+        """The outcome of each chunk an uploaded batch holds: DUPLICATE or its refusal."""
+        for i, found in archived.items():
+            _, _, data, chunk = pending[i]
+            try:
+                outcomes[i] = self._compare_archived(found, data, chunk)
+            except StorageError as exc:
+                outcomes[i] = exc
+
+    def _write_temps(
+        self, pending: Sequence[tuple[str, ChunkIdentity, bytes, Chunk]]
+    ) -> Iterator[Path | StorageError]:
+        """The temporary file of each chunk, in order, written and fsynced together (each
+        yielded once done), or why it failed."""
+
+        def write_one(item: tuple[str, ChunkIdentity, bytes, Chunk]) -> Path | StorageError:
+            name, _, data, _ = item
+            try:
+                return write_temp(self.data_dir, data, "chunk", drop_cache=True)
+            except OSError as exc:
+                try:
+                    self._raise_if_disk_full(exc, name)
+                except DiskFull as full:
+                    return full
+                return StorageError(f"writing {name} failed: {exc.strerror or exc}")
+
+        if len(pending) < 2:
+            return iter([write_one(item) for item in pending])
+        if self._writers is None:
+            with self._lock:
+                if self._writers is None:
+                    self._writers = ThreadPoolExecutor(WRITE_THREADS, "chunk-writer")
+        return self._writers.map(write_one, pending)
+
     def _compare_archived(self, found: ArchivedChunk, data: bytes, chunk: Chunk) -> WriteResult:
         """DUPLICATE or Conflict for a chunk an uploaded batch holds, its bytes read unlocked.
 
@@ -641,6 +804,8 @@ class Storage:
             if self._closed:
                 return
             self._closed = True
+        if self._writers is not None:
+            self._writers.shutdown()
         self._stat_cache.close()
         self.log.append("stop", **self.stat().as_json())
         self.log.close()

@@ -14,11 +14,13 @@ from datastore_logic.upstream import UPSTREAM, BufferClient
 from glitchflow_core.access import Access, Gate
 from glitchflow_core.edge import (
     ADMIN_BODY_LIMIT,
+    BINARY_MEDIA,
     MAX_OFFSET,
     InvalidInput,
     Refused,
     Relayed,
     bounded_int,
+    chunk_media,
     read_body_sync,
     request_object,
     require_media,
@@ -134,32 +136,48 @@ def _read_body(limit: int) -> bytes:
 
 @bp.post("/stream")
 def stream() -> Response:
-    """Store one chunk: the raw body goes to the buffer with the freeze threshold attached."""
-    require_media(request.content_type)
+    """Store chunks: the raw body goes to the buffer with the freeze threshold attached.
+
+    One JSON chunk, a binary one (its ``channel``, ``t0``, ``dt`` passed on), or several (a
+    JSON array or NDJSON: the buffer answers 207 ``MULTI``, one result per chunk).
+    """
+    media = chunk_media(request.content_type)
+    params = _policy().write_params()
+    if media == BINARY_MEDIA:
+        params.update(
+            {name: request.args[name] for name in ("channel", "t0", "dt") if name in request.args}
+        )
     body = _read_body(_ctx()["settings"].max_body)
     upstream = _buffer().request(
-        "POST",
-        "/sendF",
-        params=_policy().write_params(),
-        content=body,
-        headers={"Content-Type": "application/json"},
+        "POST", "/sendF", params=params, content=body, headers={"Content-Type": media}
     )
     response = _relay(upstream)
-    _count_write(upstream)
+    if upstream.status_code == 207:
+        results = _buffer_json(upstream).get("results")
+        for result in results if isinstance(results, list) else ():
+            if isinstance(result, dict):
+                _count_write(result.get("status"), result)
+    else:
+        _count_write(upstream.status_code, _write_doc(upstream))
     return response
 
 
-def _count_write(upstream: Any) -> None:
+def _write_doc(upstream: Any) -> dict[str, Any]:
+    if upstream.status_code in (200, 201):
+        return _buffer_json(upstream)
+    try:
+        doc = orjson.loads(upstream.content)
+    except orjson.JSONDecodeError:
+        doc = None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _count_write(status: object, doc: dict[str, Any]) -> None:
+    """Count one chunk's outcome from the buffer's answer for it."""
     metrics = _metrics()
-    status = upstream.status_code
     if status not in (200, 201):
-        try:
-            resp = orjson.loads(upstream.content).get("resp", "unknown")
-        except (orjson.JSONDecodeError, AttributeError):
-            resp = "unknown"
-        metrics.refusals.labels(str(resp).lower()).inc()
+        metrics.refusals.labels(str(doc.get("resp", "unknown")).lower()).inc()
         return
-    doc = _buffer_json(upstream)
     if status == 201:
         metrics.ingested_chunks.inc()
         metrics.ingested_bytes.inc(int(doc.get("bytes") or 0))

@@ -14,7 +14,7 @@ from starlette.types import Scope
 from glitchflow_api.auth import ACCESS, CHECKED_BY_HANDLER, api_gate
 from glitchflow_api.context import Context
 from glitchflow_api.docs import offline_docs_app
-from glitchflow_api.models import chunk_schema
+from glitchflow_api.models import binary_parameters, stream_request_body
 from glitchflow_api.routes import router
 from glitchflow_api.settings import Settings
 from glitchflow_api.status import router as status_router
@@ -118,6 +118,9 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 "description": "A writer token (/streamdata) or an admin token (all calls).",
             }
         }
-        body = doc["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
-        body["schema"] = chunk_schema(settings.max_samples, settings.min_dt, settings.max_dt)
+        stream = doc["paths"]["/streamdata"]["post"]
+        stream["requestBody"] = stream_request_body(
+            settings.max_samples, settings.min_dt, settings.max_dt, settings.max_chunks
+        )
+        stream["parameters"] = binary_parameters(settings.min_dt, settings.max_dt)
     return app.openapi_schema

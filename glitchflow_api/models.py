@@ -70,6 +70,73 @@ def chunk_schema(max_samples: int, min_dt: float, max_dt: float) -> dict[str, An
     }
 
 
+def binary_parameters(min_dt: float, max_dt: float) -> list[dict[str, Any]]:
+    """Query parameters of ``/streamdata``, read for a binary chunk and ignored otherwise."""
+    return [
+        {
+            "name": "channel",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only (`application/octet-stream`): the channel, as "
+            f"the JSON field; without it '{DEFAULT_CHANNEL}'.",
+            "schema": {"type": "string", "pattern": CHANNEL_RE.pattern},
+        },
+        {
+            "name": "t0",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only, required there: GPS time of the first sample.",
+            "schema": {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_GPS},
+        },
+        {
+            "name": "dt",
+            "in": "query",
+            "required": False,
+            "description": "Binary chunks only, required there: sample spacing in seconds "
+            f"({min_dt:g} <= dt <= {max_dt:g}: MIN_DT, MAX_DT).",
+            "schema": {"type": "number", "minimum": min_dt, "maximum": max_dt},
+        },
+    ]
+
+
+def stream_request_body(
+    max_samples: int, min_dt: float, max_dt: float, max_chunks: int
+) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of ``/streamdata``: a chunk or an array of chunks as JSON, NDJSON,
+    or one binary chunk, with this API's limits (settings)."""
+    chunk = chunk_schema(max_samples, min_dt, max_dt)
+    several = {
+        "type": "array",
+        "items": chunk,
+        "minItems": 1,
+        "maxItems": max_chunks,
+        "description": f"Several chunks (1 to {max_chunks}, MAX_CHUNKS), each stored and "
+        "answered on its own, in order: 207 MULTI.",
+    }
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"anyOf": [chunk, several]}},
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": "Several chunks, one JSON chunk a line (as `ChunkIn`): "
+                    "207 MULTI, one result per line that holds a chunk, in order.",
+                }
+            },
+            "application/octet-stream": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": f"One chunk: 1 to {max_samples} samples, IEEE 754 float64, "
+                    "little-endian (8 bytes each, finite); `channel`, `t0` and `dt` in the "
+                    "query. The same chunk as its JSON form: same identity, stored the same way.",
+                }
+            },
+        },
+    }
+
+
 class TrainRequest(BaseModel):
     """The freeze signal Airflow sends; ``token`` (or the bearer header) must be an admin token."""
 
@@ -200,6 +267,45 @@ class StreamAnswer(BaseModel):
 
     resp: Literal["CREATED", "DUPLICATE"]
     body: dict[str, Any] | None = None
+
+
+class ChunkResult(BaseModel):
+    """One chunk of a multi-chunk write: the status and answer a request of its own would get."""
+
+    status: int = Field(description="201 CREATED, 200 DUPLICATE, 409, 422, 503, ...")
+    resp: str = Field(examples=["CREATED", "DUPLICATE", "INVALID", "CONFLICT", "FROZEN"])
+    detail: Any = None
+    retry_after: int | None = Field(None, description="Seconds to wait before sending it again.")
+    body: dict[str, Any] | None = Field(None, description="The store's own answer.")
+
+
+class MultiAnswer(BaseModel):
+    """Several chunks written in one request: one result per chunk, in the order sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "resp": "MULTI",
+                    "chunks": 2,
+                    "counts": {"CREATED": 1, "INVALID": 1},
+                    "results": [
+                        {"status": 201, "resp": "CREATED", "body": {"resp": "CREATED"}},
+                        {
+                            "status": 422,
+                            "resp": "INVALID",
+                            "detail": {"field": "h", "reason": "is required"},
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    resp: Literal["MULTI"]
+    chunks: int = Field(description="Chunks in the request.")
+    counts: dict[str, int] = Field(description="How many results have each `resp` word.")
+    results: list[ChunkResult]
 
 
 class StreamRefusal(BaseModel):

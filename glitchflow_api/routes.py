@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -25,6 +26,7 @@ from glitchflow_api.models import (
     FlushRefusal,
     HealthAnswer,
     InvalidAnswer,
+    MultiAnswer,
     ResultsAnswer,
     ResultsRefusal,
     StatsAnswer,
@@ -33,17 +35,33 @@ from glitchflow_api.models import (
     TrainAnswer,
     TrainRequest,
     UpstreamAnswer,
-    chunk_schema,
+    binary_parameters,
+    stream_request_body,
 )
 from glitchflow_api.upstream import UPSTREAM
 from glitchflow_core.access import Access
-from glitchflow_core.chunk import DEFAULT_MAX_DT, DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, MAX_GPS
+from glitchflow_core.chunk import (
+    DEFAULT_MAX_CHUNKS,
+    DEFAULT_MAX_DT,
+    DEFAULT_MAX_SAMPLES,
+    DEFAULT_MIN_DT,
+    MAX_GPS,
+    ChunkError,
+    binary_params,
+    chunk_bodies,
+    is_chunk_list,
+)
 from glitchflow_core.edge import (
+    ACCEPT_POST,
     ADMIN_BODY_LIMIT,
+    BINARY_MEDIA,
+    JSON_MEDIA,
     MAX_OFFSET,
+    NDJSON_MEDIA,
     Refused,
     Relayed,
     bounded_int,
+    chunk_media,
     first_validation_error,
     media_type,
     query_int_doc,
@@ -58,7 +76,9 @@ AdminBody = TypeVar("AdminBody", bound=BaseModel)
 
 FROZEN_RETRY_AFTER = "30"
 """Seconds a writer should wait when the store is frozen and did not say how long itself."""
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": JSON_MEDIA}
+BINARY = {"Content-Type": BINARY_MEDIA}
+NDJSON = {"Content-Type": NDJSON_MEDIA}
 PARSE_INLINE_MAX = 1024 * 1024
 """Bodies up to this size are validated on the event loop; larger ones in a worker thread.
 
@@ -72,6 +92,12 @@ MAX_BATCHES_LIMIT = 1000
 BEARER = [{"bearer": []}]
 """OpenAPI ``security`` of the calls that need a token (the scheme is added in `app.openapi`)."""
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+ACCEPT_POST_HEADER = {
+    "Accept-Post": {
+        "description": f"The media types /streamdata takes: {ACCEPT_POST}.",
+        "schema": {"type": "string"},
+    }
+}
 UPSTREAM_ERRORS: dict[int | str, dict[str, Any]] = {
     502: {
         "model": UpstreamAnswer,
@@ -191,16 +217,39 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/streamdata",
     status_code=201,
-    summary="Store one chunk of strain",
+    summary="Store chunks of strain",
     response_model=StreamAnswer,
     responses={
-        200: {"model": StreamAnswer, "description": "DUPLICATE: this chunk is already stored."},
+        201: {
+            "model": StreamAnswer,
+            "description": "CREATED: the chunk is stored.",
+            "headers": ACCEPT_POST_HEADER,
+        },
+        200: {
+            "model": StreamAnswer,
+            "description": "DUPLICATE: this chunk is already stored.",
+            "headers": ACCEPT_POST_HEADER,
+        },
+        207: {
+            "model": MultiAnswer,
+            "description": "MULTI: several chunks (a JSON array or NDJSON), one result each, in "
+            "order, each with the status and answer a request of its own would have had.",
+            "headers": ACCEPT_POST_HEADER,
+        },
         409: {
             "model": StreamRefusal,
             "description": "CONFLICT: overlaps stored data of its channel with other samples.",
         },
         **BODY_ERRORS,
-        413: {"model": InvalidAnswer, "description": "INVALID, field `body`: over MAX_BODY."},
+        413: {
+            "model": InvalidAnswer,
+            "description": "INVALID, field `body`: over MAX_BODY, or more chunks than MAX_CHUNKS.",
+        },
+        415: {
+            "model": InvalidAnswer,
+            "description": "INVALID, field `content-type`: not application/json, "
+            "application/octet-stream or application/x-ndjson.",
+        },
         **WRITER_AUTH,
         **UPSTREAM_ERRORS,
         503: {
@@ -211,24 +260,37 @@ ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     openapi_extra={
         "security": BEARER,
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": chunk_schema(DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, DEFAULT_MAX_DT)
-                }
-            },
-        },
+        "parameters": binary_parameters(DEFAULT_MIN_DT, DEFAULT_MAX_DT),
+        "requestBody": stream_request_body(
+            DEFAULT_MAX_SAMPLES, DEFAULT_MIN_DT, DEFAULT_MAX_DT, DEFAULT_MAX_CHUNKS
+        ),
     },
 )
 async def streamdata(request: Request) -> Response:
-    """Store one chunk: 201 CREATED, 200 DUPLICATE, 409 CONFLICT, 503 FROZEN with Retry-After."""
+    """Store one chunk (JSON or binary), or several (a JSON array or NDJSON): 201 CREATED,
+    200 DUPLICATE, 207 MULTI, 409 CONFLICT, 503 FROZEN with Retry-After."""
     ctx = context(request)
-    require_media(request.headers.get("content-type"))
+    media = chunk_media(request.headers.get("content-type"))
     settings = ctx.settings
     body = await read_body_async(
         request.headers, request.stream(), settings.max_body, settings.body_timeout
     )
+    if media == BINARY_MEDIA:
+        query = request.query_params
+        parse = functools.partial(
+            ctx.settings.parse_binary_chunk,
+            body,
+            query.get("channel"),
+            query.get("t0"),
+            query.get("dt"),
+        )
+        chunk = await run_in_threadpool(parse) if len(body) > PARSE_INLINE_MAX else parse()
+        upstream = await client(request).request(
+            "POST", "/stream", params=binary_params(chunk), content=body, headers=BINARY
+        )
+        return _stream_answer(ctx, upstream)
+    if is_chunk_list(body, media):
+        return await _stream_many(request, ctx, body, media)
     if len(body) > PARSE_INLINE_MAX:
         await run_in_threadpool(ctx.settings.parse_chunk, body)
     else:
@@ -238,6 +300,75 @@ async def streamdata(request: Request) -> Response:
     return _stream_answer(ctx, upstream)
 
 
+def _validate_parts(ctx: Context, body: bytes, media: str) -> list[bytes | dict[str, Any]]:
+    """Each chunk of a multi-chunk body: its bytes when valid, else its INVALID result."""
+    parts: list[bytes | dict[str, Any]] = []
+    for part in chunk_bodies(body, media, ctx.settings.max_chunks):
+        try:
+            if isinstance(part, ChunkError):
+                raise part
+            ctx.settings.parse_chunk(part)
+            parts.append(part)
+        except ChunkError as exc:
+            parts.append({"status": exc.status, **exc.body()})
+    return parts
+
+
+async def _stream_many(request: Request, ctx: Context, body: bytes, media: str) -> Response:
+    """Several chunks: each validated here, the valid ones sent on as one NDJSON request."""
+    if len(body) > PARSE_INLINE_MAX:
+        parts = await run_in_threadpool(_validate_parts, ctx, body, media)
+    else:
+        parts = _validate_parts(ctx, body, media)
+    valid = [part for part in parts if isinstance(part, bytes)]
+    stored: list[dict[str, Any]] = []
+    if valid:
+        upstream = await client(request).request(
+            "POST", "/stream", content=b"\n".join(valid) + b"\n", headers=NDJSON
+        )
+        if upstream.status_code != 207:
+            return _stream_answer(ctx, upstream)  # the request as a whole refused: relayed
+        results = _doc(upstream).get("results")
+        if not isinstance(results, list) or len(results) != len(valid):
+            raise UpstreamError(UPSTREAM, "datastore_logic answered MULTI without a result each")
+        stored = results
+    answers = iter(stored)
+    results = [part if isinstance(part, dict) else next(answers) for part in parts]
+    return _offering(json_response(_multi_answer(ctx, results), 207))
+
+
+def _offering(response: Response) -> Response:
+    """A write's answer saying what else ``/streamdata`` takes (binary, NDJSON): gwclient
+    switches to the binary form once it reads it."""
+    response.headers["Accept-Post"] = ACCEPT_POST
+    return response
+
+
+def _multi_answer(ctx: Context, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"resp": "MULTI", ...}``: per chunk ``status``, ``resp`` and what a single write would
+    have answered (``body`` the store's answer, ``detail``, ``retry_after``)."""
+    answers, counts = [], {}
+    for result in results:
+        status = result.get("status")
+        resp = str(result.get("resp") or "ERROR")
+        answer: dict[str, Any] = {"status": status, "resp": resp}
+        for key in ("detail", "retry_after"):
+            if key in result:
+                answer[key] = result[key]
+        if resp != "INVALID":
+            answer["body"] = {k: v for k, v in result.items() if k != "status"}
+        if status == 201:
+            ctx.metrics.ingested_chunks.inc()
+            ctx.metrics.ingested_bytes.inc(int(result.get("bytes") or 0))
+        elif status == 200:
+            ctx.metrics.duplicates.inc()
+        else:
+            ctx.metrics.refusals.labels(resp.lower()).inc()
+        counts[resp] = counts.get(resp, 0) + 1
+        answers.append(answer)
+    return {"resp": "MULTI", "chunks": len(answers), "counts": counts, "results": answers}
+
+
 def _stream_answer(ctx: Context, upstream: Answer) -> Response:
     doc = _doc(upstream)
     status = upstream.status_code
@@ -245,10 +376,10 @@ def _stream_answer(ctx: Context, upstream: Answer) -> Response:
     if status == 201:
         ctx.metrics.ingested_chunks.inc()
         ctx.metrics.ingested_bytes.inc(int(doc.get("bytes") or 0))
-        return json_response({"resp": "CREATED", "body": doc}, 201)
+        return _offering(json_response({"resp": "CREATED", "body": doc}, 201))
     if status == 200:
         ctx.metrics.duplicates.inc()
-        return json_response({"resp": resp or "DUPLICATE", "body": doc}, 200)
+        return _offering(json_response({"resp": resp or "DUPLICATE", "body": doc}, 200))
     if status == 409:
         raise Refused(409, "CONFLICT", body=doc)
     if status == 503 and resp in ("FROZEN", "BUSY"):

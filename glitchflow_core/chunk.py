@@ -9,6 +9,11 @@ names the offending field. Both paths accept exactly the same bodies; a repeated
 both. Callers that forward a chunk send the original bytes on, and the buffer stores them as sent:
 a chunk's identity comes from its validated form, so every reader of a stored file parses it with
 `parse_chunk`.
+
+A binary chunk (`parse_binary_chunk`: float64 samples, ``channel``/``t0``/``dt`` from the query)
+follows the same rules and is stored in its JSON form (`Chunk.canonical_bytes`). Several chunks
+in one request (a JSON array, or NDJSON) are split by `chunk_bodies` into chunk bodies, each
+validated on its own.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 import orjson
 import simdjson
 
-from glitchflow_core.edge import InvalidInput
+from glitchflow_core.edge import NDJSON_MEDIA, InvalidInput
 
 DEFAULT_CHANNEL = "default"
 """Channel of payloads that carry no ``channel`` field (the original wire format)."""
@@ -57,6 +62,9 @@ MAX_BYTES_PER_SAMPLE = 64
 need is padding, which would count towards MAX_SIZE and could freeze a batch of nothing."""
 BODY_SLACK = 1024
 _NON_FINITE_RE = re.compile(rb"-?(NaN|Infinity|inf|nan)")
+
+BINARY_DTYPE = np.dtype("<f8")
+SAMPLE_BYTES = BINARY_DTYPE.itemsize
 
 
 class ChunkError(InvalidInput):
@@ -282,15 +290,10 @@ def parse_chunk(
     if "t" not in doc:
         raise ChunkError("t", "is required")
     t = doc["t"]
-    shape = (
-        f"must be [t0, dt] with dt from {min_dt:g} to {max_dt:g} s, or one GPS time per sample of h"
-    )
+    shape = _t_shape(min_dt, max_dt)
     if not isinstance(t, list) or len(t) < 2:
         raise ChunkError("t", shape)
-    # "+ 0.0" turns -0.0 into 0.0: both name the same instant and must be the same chunk.
-    t0 = _number(t[0], "t") + 0.0
-    if not 0 <= t0 < MAX_GPS:
-        raise ChunkError("t", f"t0 must be a GPS time from 0 to {MAX_GPS:.0e}")
+    t0 = _start(_number(t[0], "t"), "t")
     channel = validate_channel(doc.get("channel"))
     h = _samples(doc["h"], max_samples)
     n = int(h.shape[0])
@@ -300,10 +303,7 @@ def parse_chunk(
         dt = _uniform_spacing(t)
     else:
         raise ChunkError("t", shape)
-    if not min_dt <= dt <= max_dt:
-        raise ChunkError("t", f"{shape}; dt is {dt:g}")
-    if not t0 + n * dt < MAX_GPS:
-        raise ChunkError("t", f"the chunk must end before GPS {MAX_GPS:.0e} (t0 + len(h) * dt)")
+    _check_span(t0, dt, n, min_dt, max_dt, "t", shape)
     if len(body) > MAX_BYTES_PER_SAMPLE * n + BODY_SLACK:
         raise ChunkError(
             "body",
@@ -311,6 +311,102 @@ def parse_chunk(
             f"{MAX_BYTES_PER_SAMPLE} bytes a sample (no padding)",
         )
     return Chunk(channel=channel, t0=t0, dt=dt, h=h)
+
+
+def _t_shape(min_dt: float, max_dt: float) -> str:
+    return (
+        f"must be [t0, dt] with dt from {min_dt:g} to {max_dt:g} s, or one GPS time per sample of h"
+    )
+
+
+def _start(t0: float, field: str) -> float:
+    """``t0`` checked as a GPS time; "+ 0.0" turns -0.0 into 0.0: both name the same instant
+    and must be the same chunk."""
+    t0 += 0.0
+    if not 0 <= t0 < MAX_GPS:
+        raise ChunkError(field, f"t0 must be a GPS time from 0 to {MAX_GPS:.0e}")
+    return t0
+
+
+def _check_span(
+    t0: float, dt: float, n: int, min_dt: float, max_dt: float, field: str, shape: str
+) -> None:
+    if not min_dt <= dt <= max_dt:
+        raise ChunkError(field, f"{shape}; dt is {dt:g}")
+    if not t0 + n * dt < MAX_GPS:
+        raise ChunkError(field, f"the chunk must end before GPS {MAX_GPS:.0e} (t0 + len(h) * dt)")
+
+
+# A JSON number, as the JSON form spells t0 and dt: no "nan", "inf", "1_0" nor spaces, which
+# Python's float() would take.
+_QUERY_NUMBER_RE = re.compile(r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$")
+
+
+def _query_number(raw: str | None, field: str) -> float:
+    if raw is None or raw == "":
+        raise ChunkError(field, "is required (a query parameter)")
+    if not _QUERY_NUMBER_RE.match(raw):
+        raise ChunkError(field, "must be a number")
+    value = float(raw)
+    if not np.isfinite(value):
+        raise ChunkError(field, "must be finite")
+    return value
+
+
+def parse_binary_chunk(
+    body: bytes,
+    channel: str | None,
+    t0: str | None,
+    dt: str | None,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
+    *,
+    min_dt: float = DEFAULT_MIN_DT,
+    max_dt: float = DEFAULT_MAX_DT,
+) -> Chunk:
+    """Validate a binary chunk: little-endian float64 samples, the rest from query parameters.
+
+    The same rules as `parse_chunk` (and the same identity: ``t0`` and ``dt`` are read as the
+    JSON form reads them, correctly rounded), for a body that needs no parsing.
+
+    Parameters
+    ----------
+    body : bytes
+        ``len(body) / 8`` samples, IEEE 754 binary64, little-endian.
+    channel, t0, dt : str or None
+        The query parameters as sent (``channel`` optional).
+    max_samples, min_dt, max_dt
+        As for `parse_chunk`.
+
+    Raises
+    ------
+    ChunkError
+        Naming ``body``, ``h``, ``t0``, ``dt`` or ``channel``.
+    """
+    start = _start(_query_number(t0, "t0"), "t0")
+    spacing = _query_number(dt, "dt")
+    name = validate_channel(channel)
+    if len(body) % SAMPLE_BYTES:
+        raise ChunkError(
+            "body", f"is {len(body)} bytes, not a multiple of {SAMPLE_BYTES} (float64 samples)"
+        )
+    n = len(body) // SAMPLE_BYTES
+    if not n:
+        raise ChunkError("h", "must hold at least one sample")
+    if n > max_samples:
+        raise ChunkError("h", f"holds {n} samples, more than the limit of {max_samples}")
+    h = np.frombuffer(body, dtype=BINARY_DTYPE)
+    if not np.isfinite(h).all():
+        raise ChunkError("h", "contains NaN or infinity")
+    _check_span(start, spacing, n, min_dt, max_dt, "dt", f"must be from {min_dt:g} to {max_dt:g} s")
+    return Chunk(channel=name, t0=start, dt=spacing, h=h)
+
+
+def binary_params(chunk: Chunk) -> dict[str, str]:
+    """The query parameters that send ``chunk`` in binary form (``repr``: every digit)."""
+    params = {"t0": repr(chunk.t0), "dt": repr(chunk.dt)}
+    if chunk.channel != DEFAULT_CHANNEL:
+        params["channel"] = chunk.channel
+    return params
 
 
 def _uniform_spacing(t: list[object]) -> float:
@@ -337,3 +433,75 @@ def _uniform_spacing(t: list[object]) -> float:
         if np.abs(times - (times[0] + offsets * dt)).max() <= tolerance:
             return float(dt)
     raise ChunkError("t", "one GPS time per sample must be uniformly spaced")
+
+
+DEFAULT_MAX_CHUNKS = 1000
+"""Default upper bound on chunks in one request (a JSON array or NDJSON)."""
+
+
+class TooManyChunks(ChunkError):
+    """Raised when a request holds more chunks than the limit (413)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__("body", f"holds {count} chunks, more than the limit of {limit}")
+        self.status = 413
+
+
+def is_chunk_list(body: bytes, media: str) -> bool:
+    """True when a ``/streamdata`` body holds several chunks: NDJSON, or a JSON array."""
+    if media == NDJSON_MEDIA:
+        return True
+    return body.lstrip(b" \t\r\n")[:1] == b"["
+
+
+def chunk_bodies(body: bytes, media: str, max_chunks: int) -> list[bytes | ChunkError]:
+    """The chunks of a multi-chunk body, each as the JSON bytes of one chunk, in order.
+
+    NDJSON: one chunk a line (blank lines skipped), each line as sent. A JSON array: each
+    element as simdjson writes it back (its keys as sent, repeated ones included, so that
+    `parse_chunk` refuses them as it does in a single chunk); an element that is not a JSON
+    object is a `ChunkError` in its place. Each body still has to pass `parse_chunk`.
+
+    Raises
+    ------
+    ChunkError
+        The whole request is refused: not valid JSON, not an array, no chunk at all.
+    TooManyChunks
+        More than ``max_chunks`` chunks (413).
+    """
+    if media == NDJSON_MEDIA:
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if len(lines) > max_chunks:
+            raise TooManyChunks(len(lines), max_chunks)
+        parts: list[bytes | ChunkError] = list(lines)
+    else:
+        parts = _array_elements(body, max_chunks)
+    if not parts:
+        raise ChunkError("body", "holds no chunk")
+    return parts
+
+
+def _array_elements(body: bytes, max_chunks: int) -> list[bytes | ChunkError]:
+    # A parser keeps buffers as large as its largest document: large bodies get their own.
+    parser = _thread_parser() if len(body) <= FAST_PATH_MAX_BYTES else simdjson.Parser()
+    try:
+        doc = parser.parse(body)
+    except (ValueError, RuntimeError) as exc:
+        if _NON_FINITE_RE.search(body):
+            raise ChunkError("body", "contains NaN or Infinity, which JSON does not allow") from exc
+        raise ChunkError("body", "is not valid JSON") from exc
+    try:
+        if not isinstance(doc, simdjson.Array):
+            raise ChunkError("body", "must be a JSON object or an array of them")
+        if len(doc) > max_chunks:
+            raise TooManyChunks(len(doc), max_chunks)
+        parts: list[bytes | ChunkError] = []
+        for element in doc:
+            if isinstance(element, simdjson.Object):
+                parts.append(element.mini)
+            else:
+                parts.append(ChunkError("body", "each element must be a JSON object (a chunk)"))
+            del element
+        return parts
+    finally:
+        del doc

@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from glitchflow_core.metrics import ServiceMetrics
 
 JSON_MEDIA = "application/json"
+BINARY_MEDIA = "application/octet-stream"
+"""Media type of a binary chunk: little-endian float64 samples; channel, t0, dt in the query."""
+NDJSON_MEDIA = "application/x-ndjson"
+"""Media type of several chunks, one JSON chunk a line."""
+CHUNK_MEDIA = (JSON_MEDIA, BINARY_MEDIA, NDJSON_MEDIA)
+"""What ``/streamdata`` and its hops take."""
+ACCEPT_POST = ", ".join(CHUNK_MEDIA)
+"""``Accept-Post`` of ``/streamdata``: a client learns from it that binary and NDJSON go."""
 ADMIN_BODY_LIMIT = 64 * 1024
 """Largest admin body (``/train``, ``/cleanbuf`` and their hops): a user and a message fit."""
 LINGER_BYTES = 4 * 1024 * 1024
@@ -116,10 +124,17 @@ class BodyTimeout(BodyRefused):
 
 
 class UnsupportedMediaType(InvalidInput):
-    """Raised when a body is not declared as the expected media type (415)."""
+    """Raised when a body is not declared as the expected media type (415).
 
-    def __init__(self, expected: str = JSON_MEDIA) -> None:
+    ``accept_post`` lists the media types the call takes, sent as ``Accept-Post``.
+    """
+
+    def __init__(self, expected: str = JSON_MEDIA, accept_post: str | None = None) -> None:
         super().__init__("content-type", f"must be {expected}", 415)
+        self.accept_post = accept_post
+
+    def headers(self) -> dict[str, str]:
+        return {"Accept-Post": self.accept_post} if self.accept_post else {}
 
 
 class Unauthorized(EdgeError):
@@ -199,6 +214,16 @@ def require_media(content_type: str | None, *, empty_ok: bool = False) -> None:
     if empty_ok and not media:
         return
     raise UnsupportedMediaType
+
+
+def chunk_media(content_type: str | None) -> str:
+    """The media type of a chunk body: JSON (``+json`` too), binary or NDJSON; else 415."""
+    media = media_type(content_type)
+    if media in CHUNK_MEDIA:
+        return media
+    if media.startswith("application/") and media.endswith("+json"):
+        return JSON_MEDIA
+    raise UnsupportedMediaType(f"{JSON_MEDIA}, {BINARY_MEDIA} or {NDJSON_MEDIA}", ACCEPT_POST)
 
 
 class BodyReader:

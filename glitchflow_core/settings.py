@@ -25,10 +25,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from glitchflow_core.auth import load_tokens, placeholder_tokens
 from glitchflow_core.chunk import (
+    DEFAULT_MAX_CHUNKS,
     DEFAULT_MAX_DT,
     DEFAULT_MAX_SAMPLES,
     DEFAULT_MIN_DT,
     Chunk,
+    parse_binary_chunk,
     parse_chunk,
 )
 from glitchflow_core.sizes import PositiveSize
@@ -109,6 +111,7 @@ class ChunkSettings(ServiceSettings):
     max_samples: int = aliased(DEFAULT_MAX_SAMPLES, "max_samples", ge=1)
     min_dt: float = aliased(DEFAULT_MIN_DT, "min_dt", gt=0)
     max_dt: float = aliased(DEFAULT_MAX_DT, "max_dt", gt=0, allow_inf_nan=False)
+    max_chunks: int = aliased(DEFAULT_MAX_CHUNKS, "max_chunks", ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _dt_range(self) -> ChunkSettings:
@@ -119,6 +122,14 @@ class ChunkSettings(ServiceSettings):
     def parse_chunk(self, body: bytes) -> Chunk:
         """`glitchflow_core.chunk.parse_chunk` with these limits."""
         return parse_chunk(body, self.max_samples, min_dt=self.min_dt, max_dt=self.max_dt)
+
+    def parse_binary_chunk(
+        self, body: bytes, channel: str | None, t0: str | None, dt: str | None
+    ) -> Chunk:
+        """`glitchflow_core.chunk.parse_binary_chunk` with these limits."""
+        return parse_binary_chunk(
+            body, channel, t0, dt, self.max_samples, min_dt=self.min_dt, max_dt=self.max_dt
+        )
 
 
 def http_url(value: str) -> str:

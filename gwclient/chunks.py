@@ -53,6 +53,17 @@ class PlannedChunk:
             doc["channel"] = self.channel
         return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
+    def binary_body(self) -> bytes:
+        """The binary request body: the samples as little-endian float64."""
+        return self.h.astype("<f8", copy=False).tobytes()
+
+    def binary_params(self) -> dict[str, str]:
+        """The query parameters of the binary body (``repr``: every digit of t0 and dt)."""
+        params = {"t0": repr(self.t0), "dt": repr(self.dt)}
+        if self.channel != DEFAULT_CHANNEL:
+            params["channel"] = self.channel
+        return params
+
 
 def sample_time(t0: float, dt: float, index: int) -> float:
     """GPS time of sample ``index``: ``t0 + index * dt`` computed exactly, rounded once."""

@@ -123,6 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--concurrency", type=int, default=4, metavar="N")
     send.add_argument("--realtime", action="store_true", help="pace chunks at the data rate")
     send.add_argument("--speed", type=float, default=1.0, help="--realtime speed-up factor")
+    send.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="chunks per request (NDJSON; each still answered on its own): for many small "
+        "chunks (default %(default)s: one chunk a request)",
+    )
+    send.add_argument(
+        "--wire",
+        choices=("auto", "binary", "json"),
+        default="auto",
+        help="chunk encoding: auto sends float64 samples once the server offers it, binary "
+        "from the start (JSON on 415), json always (default %(default)s)",
+    )
     send.add_argument("--token", help="bearer token (default: $GLITCHFLOW_TOKEN)")
     send.add_argument(
         "--max-attempts",
@@ -204,8 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(
                 "choose a source: --event NAME, --gps START END, --file PATH or --synthetic"
             )
-    if args.chunk_seconds <= 0 or args.concurrency < 1 or args.sample_rate <= 0:
-        parser.error("--chunk-seconds and --sample-rate must be > 0, --concurrency >= 1")
+    if args.chunk_seconds <= 0 or args.concurrency < 1 or args.sample_rate <= 0 or args.batch < 1:
+        parser.error(
+            "--chunk-seconds and --sample-rate must be > 0, --concurrency and --batch >= 1"
+        )
 
     from gwclient.chunks import plan_chunks
     from gwclient.sender import TOKEN_ENV, RetryPolicy, Summary, send_chunks, stream_url
@@ -249,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=None if not args.quiet else False,
                 summary=summary,
                 notify=None if args.quiet else _notice,
+                batch=args.batch,
+                binary={"auto": None, "binary": True, "json": False}[args.wire],
             )
         )
     except KeyboardInterrupt:  # asyncio.run cancelled the stream first: the summary is complete

@@ -18,13 +18,14 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import tenacity
 
+from glitchflow_core.edge import BINARY_MEDIA, JSON_MEDIA, NDJSON_MEDIA
 from glitchflow_core.retry import RetryPolicy, retryable_status
 from glitchflow_core.upstream import Answer
 from gwclient.chunks import PlannedChunk, plan_chunks
@@ -257,14 +258,24 @@ class Sender:
         on_frozen: Callable[[], None] | None = None,
         stop_on_failure: bool = True,
         wait_frozen: bool = True,
+        binary: bool | None = None,
     ) -> None:
         self.session = session
         self.url = stream_url(url)
-        self.headers = {"Content-Type": "application/json"}
+        auth = {}
         # A token read from a file often ends with a newline, which no server would accept.
         token = token.strip() if token else None
         if token:
-            self.headers["Authorization"] = f"Bearer {token}"
+            auth["Authorization"] = f"Bearer {token}"
+        self.headers = {"Content-Type": JSON_MEDIA, **auth}
+        self.binary_headers = {"Content-Type": BINARY_MEDIA, **auth}
+        self.ndjson_headers = {"Content-Type": NDJSON_MEDIA, **auth}
+        self.binary_allowed = binary is not False
+        """False once the server refused a binary chunk (415), or when asked to send JSON."""
+        self.use_binary = binary is True
+        """Send chunks as float64 samples: asked for, or offered by the server (Accept-Post)."""
+        self.multi_allowed = True
+        """False once the server refused several chunks in one request (415): one at a time."""
         self.retry = retry or RetryPolicy()
         self.summary = summary if summary is not None else Summary()
         self.on_done = on_done
@@ -281,28 +292,28 @@ class Sender:
         """
         import aiohttp
 
-        body = chunk.body()
+        body = b""
         started = time.monotonic()
         attempts = 0
         self.summary.sent += 1
 
         async def post() -> Answer:
-            nonlocal attempts
+            nonlocal attempts, body
             attempts += 1
-            async with self.session.post(self.url, data=body, headers=self.headers) as answer:
-                reply = Answer(answer.status, await answer.read(), answer.headers)
-            if not self.wait_frozen and _frozen(reply):
-                raise _FinalFrozen(reply)
+            reply = None
+            if self.use_binary:
+                body = chunk.binary_body()
+                reply = await self._post(body, self.binary_headers, chunk.binary_params())
+                if reply.status_code == 415:  # a server without the binary form: JSON from now
+                    self.use_binary = self.binary_allowed = False
+                    reply = None
+            if reply is None:
+                body = chunk.body()
+                reply = await self._post(body, self.headers)
             return reply
 
         try:
-            answer = await self.retry.acall(
-                post,
-                idempotent=True,  # a repeated chunk is answered DUPLICATE, never stored twice
-                not_sent=(aiohttp.ClientConnectorError,),
-                no_answer=(aiohttp.ClientError, TimeoutError),
-                before_sleep=self._before_retry,
-            )
+            answer = await self._with_retries(post)
         except _FinalFrozen as final:
             payload = final.answer.content
             reason = _reason(final.answer.status_code, payload)
@@ -321,6 +332,120 @@ class Sender:
         if status in (401, 403):
             self.stopped = True
         return self._done(chunk, "refused", 0, payload, f"{_label(chunk)}: {reason}")
+
+    async def _with_retries(self, post: Callable[[], Awaitable[Answer]]) -> Answer:
+        """``post()`` under the retry policy: a repeated chunk is answered DUPLICATE, never
+        stored twice, so every write may be repeated; a FROZEN answer is final (`_FinalFrozen`)
+        unless the sender waits on a frozen buffer."""
+        import aiohttp
+
+        async def attempt() -> Answer:
+            reply = await post()
+            if not self.wait_frozen and _frozen(reply):
+                raise _FinalFrozen(reply)
+            return reply
+
+        return await self.retry.acall(
+            attempt,
+            idempotent=True,
+            not_sent=(aiohttp.ClientConnectorError,),
+            no_answer=(aiohttp.ClientError, TimeoutError),
+            before_sleep=self._before_retry,
+        )
+
+    async def _post(
+        self, body: bytes, headers: dict[str, str], params: dict[str, str] | None = None
+    ) -> Answer:
+        """One POST; the answer's ``Accept-Post`` switches to the binary form when offered."""
+        async with self.session.post(self.url, data=body, headers=headers, params=params) as answer:
+            reply = Answer(answer.status, await answer.read(), answer.headers)
+        if self.binary_allowed and BINARY_MEDIA in reply.headers.get("Accept-Post", ""):
+            self.use_binary = True
+        return reply
+
+    async def send_batch(self, chunks: Sequence[PlannedChunk]) -> list[str]:
+        """Send several chunks in one NDJSON request; each is answered, retried and tallied on
+        its own (a chunk refused FROZEN is sent again, with the others still waiting, after
+        the ``Retry-After`` of the answer). Returns each chunk's outcome, as `send`."""
+        import aiohttp
+
+        if len(chunks) < 2 or not self.multi_allowed:
+            return [await self.send(chunk) for chunk in chunks]
+        started = time.monotonic()
+        attempts = 0
+        self.summary.sent += len(chunks)
+        pending = list(range(len(chunks)))
+        outcomes: list[str] = ["failed"] * len(chunks)
+
+        async def post() -> Answer:
+            nonlocal attempts
+            attempts += 1
+            body = b"\n".join(chunks[i].body() for i in pending) + b"\n"
+            reply = await self._post(body, self.ndjson_headers)
+            if reply.status_code == 207:
+                reply = self._batch_results(chunks, pending, outcomes, reply)
+            return reply
+
+        try:
+            answer = await self._with_retries(post)
+        except _FinalFrozen as final:
+            answer = final.answer
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = f"{type(exc).__name__}: {exc}".strip(": ")
+            for i in pending:
+                outcomes[i] = self._gave_up(chunks[i], attempts, started, reason, b"")
+            return outcomes
+        status, payload = answer.status_code, answer.content
+        if status == 415 and pending == list(range(len(chunks))):
+            # A server that takes one chunk a request: so be it, from now on.
+            self.multi_allowed = False
+            self.summary.sent -= len(chunks)
+            return [await self.send(chunk) for chunk in chunks]
+        reason = _reason(status, payload)
+        for i in pending:
+            if retryable_status(status):
+                outcomes[i] = self._gave_up(chunks[i], attempts, started, reason, payload)
+            else:
+                if status in (401, 403):
+                    self.stopped = True
+                error = f"{_label(chunks[i])}: {reason}"
+                outcomes[i] = self._done(chunks[i], "refused", 0, payload, error)
+        return outcomes
+
+    def _batch_results(
+        self, chunks: Sequence[PlannedChunk], pending: list[int], outcomes: list[str], reply: Answer
+    ) -> Answer:
+        """Tally the final results of a 207 MULTI answer; keep in ``pending`` the chunks to send
+        again, and answer for them as one refusal (503 with the longest ``Retry-After``)."""
+        try:
+            results = orjson.loads(reply.content).get("results")
+        except (orjson.JSONDecodeError, AttributeError):
+            results = None
+        if not isinstance(results, list) or len(results) != len(pending):
+            return Answer(502, b'{"resp":"UPSTREAM_ERROR","detail":"MULTI without results"}', {})
+        again: list[int] = []
+        wait: int | None = None
+        frozen = False
+        for i, result in zip(pending, results, strict=True):
+            status, resp = int(result.get("status") or 0), str(result.get("resp") or "")
+            payload = orjson.dumps(result)
+            if 200 <= status < 300:
+                outcome = "duplicate" if resp == "DUPLICATE" else "created"
+                outcomes[i] = self._done(chunks[i], outcome, len(chunks[i].body()), payload)
+            elif retryable_status(status):
+                again.append(i)
+                frozen = frozen or resp == "FROZEN"
+                if isinstance(result.get("retry_after"), int):
+                    wait = max(wait or 0, result["retry_after"])
+            else:
+                error = f"{_label(chunks[i])}: {_reason(status, payload)}"
+                outcomes[i] = self._done(chunks[i], "refused", 0, payload, error)
+        pending[:] = again
+        if not again:
+            return reply
+        doc = {"resp": "FROZEN" if frozen else "RETRY", "chunks": len(again)}
+        headers = {} if wait is None else {"Retry-After": str(wait)}
+        return Answer(503, orjson.dumps(doc), headers)
 
     def _before_retry(self, state: tenacity.RetryCallState) -> None:
         self.summary.retries += 1
@@ -378,8 +503,14 @@ async def send_chunks(
     summary: Summary | None = None,
     notify: Callable[[str], None] | None = None,
     wait_frozen: bool = True,
+    batch: int = 1,
+    binary: bool | None = None,
 ) -> Summary:
     """Send ``chunks`` in order with at most ``concurrency`` requests in flight.
+
+    ``batch`` chunks go in one request (NDJSON; 1: one chunk a request). ``binary``: None
+    sends float64 samples once the server offers it (``Accept-Post``), True from the start
+    (JSON again on 415), False never.
 
     ``realtime`` releases each chunk when its data would have arrived from the detector (its
     ``t0`` relative to the first chunk, divided by ``speed``). ``progress`` shows a tqdm bar
@@ -393,6 +524,8 @@ async def send_chunks(
 
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
     if speed <= 0:
         raise ValueError("speed must be > 0")
     summary = summary if summary is not None else Summary()
@@ -431,25 +564,32 @@ async def send_chunks(
         on_done=done,
         on_frozen=watch.frozen if watch else None,
         wait_frozen=wait_frozen,
+        binary=binary,
     )
-    queue = iter(enumerate(chunks))
+    groups = iter([range(i, min(i + batch, len(chunks))) for i in range(0, len(chunks), batch)])
     data_start = chunks[0].t0 if chunks else 0.0
     wall_start = time.monotonic()
 
     async def worker() -> None:
-        for index, chunk in queue:  # shared iterator: each chunk goes to exactly one worker
+        for group in groups:  # shared iterator: each chunk goes to exactly one worker
             if sender.stopped:
                 continue
             if realtime:
-                due = wall_start + (chunk.t0 - data_start) / speed
+                due = wall_start + (chunks[group[-1]].t0 - data_start) / speed
                 pause = due - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)
-            if await sender.send(chunk) in ("created", "duplicate"):
-                delivered.add(index)
+            if len(group) == 1:
+                outcomes = [await sender.send(chunks[group[0]])]
+            else:
+                outcomes = await sender.send_batch([chunks[i] for i in group])
+            delivered.update(
+                i for i, o in zip(group, outcomes, strict=True) if o in ("created", "duplicate")
+            )
 
+    workers = min(concurrency, max(1, -(-len(chunks) // batch)))
     try:
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, max(1, len(chunks))))))
+        await asyncio.gather(*(worker() for _ in range(workers)))
     finally:  # also when cancelled (Ctrl-C): the summary says what was left
         summary.elapsed = time.monotonic() - wall_start
         summary.skipped = summary.total - summary.sent

@@ -248,8 +248,14 @@ async def test_healthz_and_readyz(api: httpx.AsyncClient, logic: FakeUpstream) -
 
 async def test_openapi_documents_bodies_with_original_fields(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
-    stream_body = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(stream_body["schema"]["properties"]) == {"h", "t", "channel"}
+    stream = spec["paths"]["/streamdata"]["post"]["requestBody"]["content"]
+    one, several = stream["application/json"]["schema"]["anyOf"]
+    assert set(one["properties"]) == {"h", "t", "channel"}
+    assert several["items"] == one
+    assert stream["application/octet-stream"]["schema"]["format"] == "binary"
+    assert "application/x-ndjson" in stream
+    params = spec["paths"]["/streamdata"]["post"]["parameters"]
+    assert {param["name"] for param in params} == {"channel", "t0", "dt"}
     paths = spec["paths"]
     for path, fields in (("/train", {"user", "token"}), ("/cleanbuf", {"msg", "batch", "force"})):
         body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]

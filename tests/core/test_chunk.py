@@ -318,3 +318,39 @@ def test_pretty_printed_body_is_accepted() -> None:
     h = np.random.default_rng(3).standard_normal(4096).tolist()
     raw = json.dumps({"h": h, "t": [1e9, 1 / 4096]}, indent=4).encode()
     assert parse_chunk(raw).h.tolist() == h
+
+
+# --------------------------------------------------------------------------- binary and several
+
+
+@given(
+    h=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=50),
+    t0=st.floats(min_value=0, max_value=2e9),
+    dt=st.sampled_from([1 / 4096, 1 / 16384, 0.1, 1.0]),
+)
+@settings(max_examples=60, deadline=None)
+def test_binary_chunk_is_the_same_chunk_as_its_json_form(
+    h: list[float], t0: float, dt: float
+) -> None:
+    from glitchflow_core.chunk import binary_params, parse_binary_chunk
+
+    as_json = parse_chunk(orjson.dumps({"h": h, "t": [t0, dt], "channel": "H1:X"}))
+    raw = np.array(h, dtype="<f8").tobytes()
+    params = binary_params(as_json)
+    as_binary = parse_binary_chunk(raw, params.get("channel"), params["t0"], params["dt"])
+    assert as_binary.identity == as_json.identity
+    assert as_binary.canonical_bytes() == as_json.canonical_bytes()
+    # What a client writes by hand, repr of its floats, is read the same.
+    again = parse_binary_chunk(raw, "H1:X", repr(t0 + 0.0), repr(dt))
+    assert again.identity == as_json.identity
+
+
+def test_chunk_bodies_keep_order_and_mark_non_objects() -> None:
+    from glitchflow_core.chunk import chunk_bodies
+
+    parts = chunk_bodies(b'[{"h":[1],"t":[1,1]}, 2, {"h":[2],"t":[2,1]}]', "application/json", 5)
+    assert parts[0] == b'{"h":[1],"t":[1,1]}'
+    assert isinstance(parts[1], ChunkError)
+    assert parse_chunk(parts[2]).t0 == 2.0
+    lines = chunk_bodies(b'{"h":[1],"t":[1,1]}\n\n{"h":[2],"t":[2,1]}\n', "application/x-ndjson", 2)
+    assert [parse_chunk(p).t0 for p in lines] == [1.0, 2.0]  # type: ignore[arg-type]

@@ -149,7 +149,10 @@ CASES = [
         "write",
         {"content": CHUNK, "headers": {"Content-Type": "text/csv", **AUTH}},
         415,
-        invalid("content-type", "must be application/json"),
+        invalid(
+            "content-type",
+            "must be application/json, application/octet-stream or application/x-ndjson",
+        ),
         id="write-wrong-content-type",
     ),
     *(

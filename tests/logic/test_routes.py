@@ -551,3 +551,38 @@ def test_batches_are_relayed_with_paging(client: FlaskClient, buffer: FakeUpstre
     answer = client.get("/batches?limit=1&offset=1")
     assert (answer.status_code, answer.json) == (200, listed)
     assert route.calls.last.query == {"limit": "1", "offset": "1"}
+
+
+def test_stream_passes_a_binary_chunk_on_with_its_query(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    send = buffer.post("/sendF").respond(201, json=CREATED)
+    raw = b"\0" * 16
+    answer = client.post(
+        "/stream?channel=H1:X&t0=1.5&dt=0.25&freeze_at=1",
+        data=raw,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert answer.status_code == 201
+    call = send.calls.last
+    assert call.content == raw
+    assert call.headers["content-type"] == "application/octet-stream"
+    assert (call.query["channel"], call.query["t0"], call.query["dt"]) == ("H1:X", "1.5", "0.25")
+    assert call.query["freeze_at"] != "1"  # the policy's, never the caller's
+
+
+def test_stream_relays_a_multi_answer_and_counts_each_chunk(
+    client: FlaskClient, buffer: FakeUpstream
+) -> None:
+    results = [
+        {"status": 201, **CREATED},
+        {"status": 503, "resp": "FROZEN", "batch": 1, "retry_after": 1},
+    ]
+    multi = {"resp": "MULTI", "results": results}
+    send = buffer.post("/sendF").respond(207, json=multi)
+    lines = CHUNK + b"\n" + CHUNK
+    answer = client.post("/stream", data=lines, headers={"Content-Type": "application/x-ndjson"})
+    assert (answer.status_code, answer.json) == (207, multi)
+    assert send.calls.last.content == lines
+    metrics = client.get("/metrics").text
+    assert 'glitchflow_refusals_total{reason="frozen"} 1.0' in metrics
