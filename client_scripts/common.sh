@@ -141,3 +141,29 @@ gf_get_only() {
     [[ $# -eq 0 ]] || gf_bad_option "no arguments expected"
     gf_curl GET "$path"
 }
+
+# gf_paged_get PATH ARGS...: a listing's -l LIMIT and -o OFFSET from ARGS, then GET PATH with them.
+# Listings need a reader (or admin) token once the API has tokens: GLITCHFLOW_READER_TOKEN when
+# set, else GLITCHFLOW_TOKEN. The script sets gf_synopsis, gf_summary and gf_option_help first.
+gf_paged_get() {
+    local path=$1 opt query=() OPTIND=1
+    shift
+    gf_options ":hl:o:" "$@"
+    set -- "${gf_args[@]}"
+    while getopts ":hl:o:" opt; do
+        case "$opt" in
+            h) gf_help ;;
+            l) [[ "$OPTARG" =~ ^[0-9]+$ ]] || gf_die "-l needs a whole number"; query+=("limit=$OPTARG") ;;
+            o) [[ "$OPTARG" =~ ^[0-9]+$ ]] || gf_die "-o needs a whole number"; query+=("offset=$OPTARG") ;;
+            :) gf_bad_option "-$OPTARG needs a value" ;;
+            *) gf_bad_option "unknown option -$OPTARG" ;;
+        esac
+    done
+    shift $((OPTIND - 1))
+    [[ $# -eq 0 ]] || gf_bad_option "no arguments expected"
+    GLITCHFLOW_TOKEN="${GLITCHFLOW_READER_TOKEN:-$GLITCHFLOW_TOKEN}"
+    if [[ ${#query[@]} -gt 0 ]]; then
+        path+="?$(IFS='&'; echo "${query[*]}")"
+    fi
+    gf_curl GET "$path"
+}
