@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,73 +42,91 @@ def make_uploader() -> Iterator[Callable[..., Uploader]]:
         log.close()
 
 
+@dataclass(frozen=True)
+class Tier:
+    """One test's archive tier: its data folder, the S3 server and a fresh bucket."""
+
+    data_dir: Path
+    s3: SeaweedS3
+    bucket: str
+    archive_local: Callable[..., str]
+    make_uploader: Callable[..., Uploader]
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    def archive(self, chunks: int, first: int = 0) -> str:
+        """A flushed batch of ``chunks`` chunks in the local archive; its folder's name."""
+        return self.archive_local(self.data_dir, chunks=chunks, first=first)
+
+    def uploader(self, **kwargs: Any) -> Uploader:
+        return self.make_uploader(self.data_dir, self.s3, self.bucket, **kwargs)
+
+    def remote(self) -> S3Archive:
+        return S3Archive(self.s3.location(self.bucket))
+
+
+@pytest.fixture
+def tier(
+    tmp_path: Path,
+    s3: SeaweedS3,
+    bucket: str,
+    archive_local: Callable[..., str],
+    make_uploader: Callable[..., Uploader],
+) -> Tier:
+    return Tier(tmp_path, s3, bucket, archive_local, make_uploader)
+
+
 def chunk_files(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir() if p.name not in (MANIFEST, UPLOADED)}
 
 
-def test_flushed_batch_is_uploaded_verified_then_removed_locally(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=5)
-    local_files = chunk_files(tmp_path / "archive" / name)
-    uploader = make_uploader(tmp_path, s3, bucket)
+def test_flushed_batch_is_uploaded_verified_then_removed_locally(tier: Tier) -> None:
+    name = tier.archive(chunks=5)
+    local_files = chunk_files(tier.archive_dir / name)
+    uploader = tier.uploader()
     uploader.start()
     try:
         wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
     finally:
         uploader.stop()
-    remote = S3Archive(s3.location(bucket))
+    remote = tier.remote()
     manifest = remote.verify(remote.resolve(name))  # reads every byte back, checks sha256
     assert {f.name for f in manifest.files} == local_files
-    folder = tmp_path / "archive" / name
+    folder = tier.archive_dir / name
     assert chunk_files(folder) == set()
     assert (folder / MANIFEST).is_file()
     marker = orjson.loads((folder / UPLOADED).read_bytes())
-    assert marker["location"] == f"s3://{bucket}/{name}"
+    assert marker["location"] == f"s3://{tier.bucket}/{name}"
     assert marker["local_copy"] is False
 
 
-def test_keep_local_keeps_the_local_copy(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=3)
-    before = chunk_files(tmp_path / "archive" / name)
-    uploader = make_uploader(tmp_path, s3, bucket, keep_local=True)
+def test_keep_local_keeps_the_local_copy(tier: Tier) -> None:
+    name = tier.archive(chunks=3)
+    before = chunk_files(tier.archive_dir / name)
+    uploader = tier.uploader(keep_local=True)
     uploader.start()
     try:
         wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
     finally:
         uploader.stop()
-    assert chunk_files(tmp_path / "archive" / name) == before
+    assert chunk_files(tier.archive_dir / name) == before
     assert uploader.batch_state(name)["local_copy"] is True
-    local = LocalArchive(tmp_path / "archive")
+    local = LocalArchive(tier.archive_dir)
     local.verify(local.resolve(name))
 
 
-def test_a_pending_upload_resumes_at_start_up(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    first = archive_local(tmp_path, chunks=3)
-    second = archive_local(tmp_path, chunks=3, first=3)
+def test_a_pending_upload_resumes_at_start_up(tier: Tier) -> None:
+    first = tier.archive(chunks=3)
+    second = tier.archive(chunks=3, first=3)
     # A crash half-way: one file of the first batch already in the bucket, no manifest.
-    remote = S3Archive(s3.location(bucket))
-    local = LocalArchive(tmp_path / "archive")
+    remote = tier.remote()
+    local = LocalArchive(tier.archive_dir)
     entry = local.read_manifest(local.resolve(first)).files[0]
     remote.put(first, entry.name, local.read_bytes(first, entry.name), entry.sha256)
     assert remote.list_batches() == []
-    uploader = make_uploader(tmp_path, s3, bucket)
+    uploader = tier.uploader()
     assert uploader.start() == 2
     try:
         wait_for(
@@ -119,27 +138,21 @@ def test_a_pending_upload_resumes_at_start_up(
     for ref in remote.list_batches():
         remote.verify(ref)
     # Uploaded batches are not queued again.
-    assert make_uploader(tmp_path, s3, bucket).start() == 0
+    assert tier.uploader().start() == 0
 
 
-def test_store_killed_mid_upload_comes_back_and_the_batch_arrives_whole(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=200)
-    remote = S3Archive(s3.location(bucket))
-    uploader = make_uploader(tmp_path, s3, bucket)
+def test_store_killed_mid_upload_comes_back_and_the_batch_arrives_whole(tier: Tier) -> None:
+    name = tier.archive(chunks=200)
+    remote = tier.remote()
+    uploader = tier.uploader()
     uploader.start()
     try:
         wait_for(lambda: len(remote.list_files(name)) >= 5, timeout=30)
-        s3.kill()
+        tier.s3.kill()
         wait_for(lambda: uploader.batch_state(name)["state"] == RETRYING)
         assert uploader.status()["reachable"] is False
-        assert chunk_files(tmp_path / "archive" / name)  # nothing removed locally
-        s3.start()  # same ports, same folder
+        assert chunk_files(tier.archive_dir / name)  # nothing removed locally
+        tier.s3.start()  # same ports, same folder
         wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
         assert uploader.status()["reachable"] is True
     finally:
@@ -148,41 +161,29 @@ def test_store_killed_mid_upload_comes_back_and_the_batch_arrives_whole(
     assert len(manifest.files) == 200
 
 
-def test_store_paused_mid_upload_times_out_and_resumes(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=200)
-    remote = S3Archive(s3.location(bucket))
-    uploader = make_uploader(tmp_path, s3, bucket)
+def test_store_paused_mid_upload_times_out_and_resumes(tier: Tier) -> None:
+    name = tier.archive(chunks=200)
+    remote = tier.remote()
+    uploader = tier.uploader()
     uploader.start()
     try:
         wait_for(lambda: len(remote.list_files(name)) >= 5, timeout=30)
-        s3.pause()
+        tier.s3.pause()
         try:
             wait_for(lambda: uploader.status()["reachable"] is False)
         finally:
-            s3.resume()
+            tier.s3.resume()
         wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
     finally:
         uploader.stop()
     assert len(remote.verify(remote.resolve(name)).files) == 200
 
 
-def test_damaged_local_copy_is_kept_and_reported(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=3)
-    victim = sorted(chunk_files(tmp_path / "archive" / name))[0]
-    (tmp_path / "archive" / name / victim).write_bytes(b"{}")
-    uploader = make_uploader(tmp_path, s3, bucket)
+def test_damaged_local_copy_is_kept_and_reported(tier: Tier) -> None:
+    name = tier.archive(chunks=3)
+    victim = sorted(chunk_files(tier.archive_dir / name))[0]
+    (tier.archive_dir / name / victim).write_bytes(b"{}")
+    uploader = tier.uploader()
     uploader.start()
     try:
         wait_for(lambda: uploader.batch_state(name)["state"] == FAILED)
@@ -190,21 +191,17 @@ def test_damaged_local_copy_is_kept_and_reported(
         uploader.stop()
     state = uploader.batch_state(name)
     assert victim in state["error"]
-    assert victim in chunk_files(tmp_path / "archive" / name)
-    assert S3Archive(s3.location(bucket)).list_batches() == []
+    assert victim in chunk_files(tier.archive_dir / name)
+    assert tier.remote().list_batches() == []
 
 
 def test_a_batch_archived_while_running_is_found_and_resubmitting_it_changes_nothing(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
+    tier: Tier,
 ) -> None:
-    (tmp_path / "archive").mkdir()
-    uploader = make_uploader(tmp_path, s3, bucket)
+    tier.archive_dir.mkdir()
+    uploader = tier.uploader()
     assert uploader.start() == 0
-    name = archive_local(tmp_path, chunks=2)  # not submitted: the idle rescan finds it
+    name = tier.archive(chunks=2)  # not submitted: the idle rescan finds it
     wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
     # A repeated flush of the batch (it names its batch id) submits it again: nothing to do.
     assert uploader.submit(name)["state"] == UPLOADED_STATE
@@ -212,23 +209,17 @@ def test_a_batch_archived_while_running_is_found_and_resubmitting_it_changes_not
     wait_for(lambda: uploader.status()["pending"] == 0)
 
 
-def test_results_recorded_before_and_after_the_upload_reach_the_bucket(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    archive = Archive(tmp_path / "archive")
-    early = archive_local(tmp_path, chunks=2)
+def test_results_recorded_before_and_after_the_upload_reach_the_bucket(tier: Tier) -> None:
+    archive = Archive(tier.archive_dir)
+    early = tier.archive(chunks=2)
     archive.record_results(1, {"dag_run_id": "early"}, 0.0)
-    uploader = make_uploader(tmp_path, s3, bucket)
+    uploader = tier.uploader()
     # Not uploaded yet: the upload takes the results with it.
     assert uploader.put_results(early, b"{}") is None
     uploader.start()
     try:
         wait_for(lambda: uploader.batch_state(early)["state"] == UPLOADED_STATE)
-        remote = S3Archive(s3.location(bucket))
+        remote = tier.remote()
         assert orjson.loads(remote.read_bytes(early, RESULTS))["dag_run_id"] == "early"
         # Uploaded, chunk files gone: a new record replaces both copies.
         folder, record, replaced = archive.record_results(1, {"dag_run_id": "late"}, 1.0)
@@ -236,30 +227,24 @@ def test_results_recorded_before_and_after_the_upload_reach_the_bucket(
         where = uploader.put_results(folder, orjson.dumps(record))
     finally:
         uploader.stop()
-    assert where == f"s3://{bucket}/{early}/{RESULTS}"
+    assert where == f"s3://{tier.bucket}/{early}/{RESULTS}"
     assert orjson.loads(remote.read_bytes(early, RESULTS)) == record
-    local = tmp_path / "archive" / early
+    local = tier.archive_dir / early
     assert chunk_files(local) == {RESULTS}  # the chunks went, the results stay
     assert orjson.loads((local / RESULTS).read_bytes()) == record
     assert remote.verify(remote.resolve(early)).batch == 1  # results.json is no chunk
 
 
-def test_results_of_an_uploaded_batch_with_the_store_down_are_kept_and_refused(
-    tmp_path: Path,
-    s3: SeaweedS3,
-    bucket: str,
-    archive_local: Callable[..., str],
-    make_uploader: Callable[..., Uploader],
-) -> None:
-    name = archive_local(tmp_path, chunks=2)
-    uploader = make_uploader(tmp_path, s3, bucket)
+def test_results_of_an_uploaded_batch_with_the_store_down_are_kept_and_refused(tier: Tier) -> None:
+    name = tier.archive(chunks=2)
+    uploader = tier.uploader()
     uploader.start()
     try:
         wait_for(lambda: uploader.batch_state(name)["state"] == UPLOADED_STATE)
-        s3.stop()
-        folder, record, _ = Archive(tmp_path / "archive").record_results(1, {"a": 1}, 0.0)
+        tier.s3.stop()
+        folder, record, _ = Archive(tier.archive_dir).record_results(1, {"a": 1}, 0.0)
         with pytest.raises(ArchiveStoreUnavailable, match="kept locally"):
             uploader.put_results(folder, orjson.dumps(record))
     finally:
         uploader.stop()
-    assert (tmp_path / "archive" / name / RESULTS).is_file()
+    assert (tier.archive_dir / name / RESULTS).is_file()
