@@ -63,8 +63,9 @@ class NotArchived(StorageError):
 
 
 class ArchiveStoreUnavailable(StorageError):
-    """Raised when the results of a batch already uploaded could not be put into the object
-    store (the local copy is written); worth retrying."""
+    """Raised when the object store cannot be reached for a batch already uploaded there: its
+    results could not be put (the local copy is written), or a chunk sent again with other bytes
+    could not be compared with the stored one (nothing stored); worth retrying."""
 
     reason = "ARCHIVE_STORE_UNAVAILABLE"
 

@@ -27,6 +27,7 @@ from databuffer.atomic import fsync_dir, remove_temp_files, write_temp
 from databuffer.batch import ArchivedChunk, CurrentBatch
 from databuffer.errors import (
     ArchiveFailed,
+    ArchiveStoreUnavailable,
     DiskFull,
     NotArchived,
     NotFrozen,
@@ -579,8 +580,11 @@ class Storage:
         ------
         Conflict
             The stored chunk has other samples.
+        ArchiveStoreUnavailable
+            The stored file cannot be read to compare (the store is unreachable): 503 with
+            ``Retry-After``, the retry will compare again.
         ArchiveFailed
-            The stored file cannot be read to compare (the store is unreachable).
+            The archive holds the chunk nowhere this buffer can read.
         """
         stored = data if self._archived_sha256(found) == hashlib.sha256(data).hexdigest() else None
         if stored is None:
@@ -590,7 +594,7 @@ class Storage:
                 stored = self._read_archived(found.archive, found.name)
             except (ArchiveError, OSError) as exc:
                 detail = f"cannot read archived chunk {found.name} to compare: {exc}"
-                raise ArchiveFailed(detail) from exc
+                raise ArchiveStoreUnavailable(detail) from exc
         with self._lock:
             return self._batch.duplicate_of(
                 found.name, stored, data, chunk, found.batch, found.archive

@@ -65,7 +65,10 @@ def build_app(settings: Settings) -> FastAPI:
         if gate.is_open(Access.WRITE):
             log.warning("no WRITER_TOKENS configured: /streamdata is open to whoever reaches it")
         if not admin:
-            log.warning("no ADMIN_TOKENS configured: /train and /cleanbuf refuse every caller")
+            log.warning(
+                "no ADMIN_TOKENS configured: the admin calls (/train, /cleanbuf, batch results)"
+                " refuse every caller"
+            )
     if not settings.service_tokens():
         log.warning("no SERVICE_TOKEN configured: calls to datastore_logic carry no token")
     ctx = Context(settings=settings, gate=gate, metrics=ServiceMetrics())
@@ -115,7 +118,10 @@ def document(app: FastAPI, settings: Settings) -> dict[str, Any]:
             "bearer": {
                 "type": "http",
                 "scheme": "bearer",
-                "description": "A writer token (/streamdata) or an admin token (all calls).",
+                "description": (
+                    "A writer token (/streamdata), a reader token (listings and samples)"
+                    " or an admin token (all calls)."
+                ),
             }
         }
         stream = doc["paths"]["/streamdata"]["post"]

@@ -122,7 +122,10 @@ WRITER_AUTH: dict[int | str, dict[str, Any]] = {
 }
 ADMIN_AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": AuthAnswer, "description": "UNAUTHORIZED: no valid admin token."},
-    403: {"model": AuthAnswer, "description": "FORBIDDEN: a writer token on an admin call."},
+    403: {
+        "model": AuthAnswer,
+        "description": "FORBIDDEN: a writer or reader token on an admin call.",
+    },
 }
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": InvalidAnswer, "description": "INVALID, field `body`: the body is too large."},
@@ -537,12 +540,13 @@ async def dumpbuf(request: Request) -> Response:
     "/batches",
     summary="Archived batches and their results",
     response_model=BatchesAnswer,
-    responses=QUERY_ERRORS,
+    responses={**QUERY_ERRORS, **READER_AUTH},
     openapi_extra={
+        **READER,
         "parameters": [
             query_int_doc("limit", 0, MAX_BATCHES_LIMIT, "Batches per page (default 10)."),
             query_int_doc("offset", 0, MAX_OFFSET, "Batches to skip."),
-        ]
+        ],
     },
 )
 async def batches(request: Request) -> Response:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from databuffer.errors import ArchiveFailed, Conflict
+from databuffer.errors import ArchiveStoreUnavailable, Conflict
 from databuffer.storage import Storage
 from glitchflow_archive import StoreUnavailable
 from glitchflow_core.chunk import parse_chunk
@@ -84,11 +84,11 @@ def test_other_spelling_is_compared_with_the_stored_file(tmp_path, uploaded) -> 
         storage.close()
 
 
-def test_store_down_and_other_bytes_is_archive_failed_nothing_stored(tmp_path, uploaded) -> None:
+def test_store_down_and_other_bytes_is_unavailable_nothing_stored(tmp_path, uploaded) -> None:
     storage = reopen(tmp_path, refuse)
     try:
         other = body(1e9, [1.0, 2.0, 4.0])
-        with pytest.raises(ArchiveFailed, match="to compare: store down"):
+        with pytest.raises(ArchiveStoreUnavailable, match="to compare: store down"):
             storage.write(parse_chunk(other), body=other)
         assert storage.stat().stored_files == 0
         assert list((tmp_path / "data").iterdir()) == []
