@@ -169,7 +169,8 @@ def test_dag_takes_the_sealed_batch_to_a_model_while_ingest_goes_on(
     assert report["windows"] >= 3 and report["skipped_segments"] == []
 
     # The results are recorded with the batch: /batches shows them, through the API.
-    with httpx.Client(base_url=cycle["api_url"], timeout=30) as client:
+    admin = {"Authorization": f"Bearer {ADMIN}"}  # a listing: a reader or admin token
+    with httpx.Client(base_url=cycle["api_url"], timeout=30, headers=admin) as client:
         listed = client.get("/batches").json()["batches"]
         mine = next(b for b in listed if b["batch"] == record["batch"])
         results = mine["results"]
