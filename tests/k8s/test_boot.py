@@ -351,7 +351,9 @@ def test_dev_s3_uploads_the_flushed_batch_and_the_export_reads_it_there(booted) 
         archive = clean.json()["archive"]
 
     # The buffer uploads it to the store's bucket, then keeps only its manifest and marker.
-    with httpx.Client(base_url=booted["buffer"], timeout=10) as buffer:
+    service = secret_data(docs, "glitchflow-tokens")["service-token"].splitlines()[0]
+    reader = {"Authorization": f"Bearer {service}"}  # the buffer's listings need its token
+    with httpx.Client(base_url=booted["buffer"], timeout=10, headers=reader) as buffer:
         deadline = time.monotonic() + 60
         while True:
             listed = buffer.get("/batches", params={"limit": 100}).json()
