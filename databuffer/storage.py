@@ -116,9 +116,11 @@ class Storage:
             SealedQueue(self.archive_dir / SEALED_ROOT),
             on_pause,
         )
-        # The files are the truth; leftovers of a crash go first. The archive folder too:
-        # check_writable writes its probe there.
-        folders = (self.data_dir, self.adm_dir, self.archive_dir)
+        # The files are the truth; leftovers of a crash go first. The archive folder too
+        # (check_writable writes its probe there), and each archived batch's folder: its upload
+        # marker and recorded results are replaced atomically there.
+        batches = (self.archive_dir / name for name in self.archive.folders())
+        folders = (self.data_dir, self.adm_dir, self.archive_dir, *batches)
         removed = sum(remove_temp_files(folder) for folder in folders)
         restored = self.archive.restore_partial(self.data_dir)
         self._batch.recover()

@@ -441,6 +441,19 @@ def test_restart_removes_temp_files_and_rebuilds_counters(open_storage) -> None:
         reopened.write(chunk_of(t0=T0 + 10 * DT, channel=CHANNEL, seed=3))
 
 
+def test_restart_removes_temp_files_left_in_an_archived_batch(open_storage) -> None:  # type: ignore[no-untyped-def]
+    first = open_storage()
+    first.write(chunk_of(t0=T0))
+    first.freeze_if("test")
+    folder = first.archive_dir / first.flush("test").archive
+    # A kill while the upload marker or the results were being replaced.
+    (folder / ".uploaded.json.k1x2.tmp").write_bytes(b'{"loc')
+    (folder / ".results.json.k3y4.tmp").write_bytes(b"{")
+    open_storage()
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert (folder / "manifest.json").is_file()
+
+
 def test_restart_puts_back_files_of_an_interrupted_flush(open_storage) -> None:  # type: ignore[no-untyped-def]
     first = open_storage()
     for i in range(3):
