@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 PROG = "glitchflow-databuffer"
+
+
+def build_long_lived(build: Callable[[], T]) -> T:
+    """``build()`` with the garbage collector off, then everything alive frozen (`gc.freeze`).
+
+    Opening the storage makes an index entry for every stored file, all alive as long as the
+    process. A full collection walks every tracked object, so with many chunks stored each one
+    stalled every request for a long moment (docs/PERFORMANCE.md, "Scale"), and several ran during
+    the start-up itself. Frozen, they are never walked again; an entry still goes away, by
+    reference counting, when its file leaves the buffer.
+    """
+    gc.disable()
+    try:
+        built = build()
+    finally:
+        gc.enable()
+    gc.freeze()
+    return built
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     sock = bind_socket(PROG, host, port, source)
     configure_logging("databuffer", settings.log_level, settings.access_log)
     keep_freed_memory()
+    app = build_long_lived(lambda: create_app(settings))
     # One process only: the storage lock lives in this process's memory.
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         workers=1,
         http="httptools",
         loop="uvloop",
