@@ -40,9 +40,19 @@ def chunk_filename(channel: str, t0: float, n: int, dt: float) -> str:
     """
     if not 0 <= t0 < MAX_GPS:
         raise ChunkError("t", f"t0 must be a GPS time from 0 to {MAX_GPS:.0e}")
-    if not _is_channel(channel):
+    quoted = _quoted_channel(channel)
+    if quoted is None:
         raise ChunkError("channel", "must look like 'L1:GWOSC-4KHZ_R1_STRAIN'")
-    return f"{quote(channel, safe='')}__{t0_nanoseconds(t0):020d}__{n}__{dt!r}.json"
+    return f"{quoted}__{t0_nanoseconds(t0):020d}__{n}__{dt!r}.json"
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted_channel(channel: str) -> str | None:
+    """A channel's part of its file names, None when it is not a channel name.
+
+    Cached, as `_channel_of` is for the other way: a stream names a handful of channels.
+    """
+    return quote(channel, safe="") if _is_channel(channel) else None
 
 
 class ChunkIdentity(NamedTuple):
