@@ -20,7 +20,6 @@ chain's frameworks allow while the buffer still writes JSON files.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -28,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_e2e import WARM_UP, median_figures, single_hop
+from bench_e2e import WARM_UP, level_arguments, median_figures, single_hop
 from bench_ingest_paths import big_chunks, post_requests
 from loadgen import SAMPLES, line, make_bodies, post_all
 
@@ -117,13 +116,9 @@ class Target:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=300, help="chunks per run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per level (median printed)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser = level_arguments(__doc__)
     parser.add_argument("--binary-count", type=int, default=200, help="chunks per binary run")
     parser.add_argument("--binary-concurrency", type=int, default=16)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder (default: a temp dir)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-floor-", dir=args.dir) as tmp:
