@@ -10,7 +10,8 @@ and the real stack (databuffer, datastore_logic, glitchflow_api). Posts the same
 first, ``--repeat`` runs per level, the first target rotating, medians printed) and prints
 chunks/s, p50/p99, the ratio to the faster single hop and the CPU ms per chunk of each process
 (user+system from /proc, the whole process group, so gunicorn's worker counts) and of this
-client. Then JSON against binary float64 (131 kB bodies, stored in their 375 kB JSON form) at
+client; "by CPU" is the single hop's CPU per chunk over the target's, the ratio reached where
+both are CPU-bound (as on 2 cores), which other load changes much less than the rates. Then JSON against binary float64 (131 kB bodies, stored in their 375 kB JSON form) at
 ``--binary-concurrency``, through the floor and the real stack: the best binary/JSON ratio the
 chain's frameworks allow while the buffer still writes JSON files.
 
@@ -114,6 +115,10 @@ class Target:
             total[1] += s
         self.chunks += chunks
 
+    def cpu(self) -> float:
+        """CPU ms per chunk, all processes and the client, over the runs so far."""
+        return sum(u + s for u, s in self.used.values()) / self.chunks
+
 
 def main() -> int:
     parser = level_arguments(__doc__)
@@ -163,10 +168,12 @@ def main() -> int:
                         target.run(run, len(bodies))
                 medians = {target.name: median_figures(target.runs) for target in targets}
                 best = max(medians["plain"].rate, medians["reference"].rate)
+                least = min(target.cpu() for target in targets[:2])
                 print(f"concurrency {concurrency} (load {os.getloadavg()[0]:.1f}):")
                 for target in targets:
                     figures = medians[target.name]
-                    print(f"{line(target.name, figures)}  / single hop {figures.rate / best:.2f}")
+                    ratio = f"{figures.rate / best:.2f} (by CPU {least / target.cpu():.2f})"
+                    print(f"{line(target.name, figures)}  / single hop {ratio}")
                     print(cpu_line(target.used, target.chunks))
             print(f"JSON against binary at concurrency {args.binary_concurrency}:")
             for target in targets[2:3] + targets[-1:]:
