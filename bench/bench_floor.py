@@ -11,7 +11,8 @@ first, ``--repeat`` runs per level, the first target rotating, medians printed) 
 chunks/s, p50/p99, the ratio to the faster single hop and the CPU ms per chunk of each process
 (user+system from /proc, the whole process group, so gunicorn's worker counts) and of this
 client; "by CPU" is the single hop's CPU per chunk over the target's, the ratio reached where
-both are CPU-bound (as on 2 cores), which other load changes much less than the rates. Then JSON against binary float64 (131 kB bodies, stored in their 375 kB JSON form) at
+both are CPU-bound (as on 2 cores), which other load changes much less than the rates. Then JSON
+against binary float64 (131 kB bodies, stored in their 375 kB JSON form) at
 ``--binary-concurrency``, through the floor and the real stack: the best binary/JSON ratio the
 chain's frameworks allow while the buffer still writes JSON files.
 
