@@ -49,15 +49,21 @@ def single_hop(name: str, script: str, folder: str) -> ManagedProcess:
     return ManagedProcess(name, argv, f"http://127.0.0.1:{port}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def level_arguments(doc: str) -> argparse.ArgumentParser:
+    """A parser with the options of runs by concurrency level, and ``--dir``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--count", type=int, default=300, help="chunks per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per level (median printed)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--dir", type=Path, default=None, help="data folder (default: a temp dir)")
+    return parser
+
+
+def main() -> int:
+    parser = level_arguments(__doc__)
     parser.add_argument("--logic-workers", type=int, default=1)
     parser.add_argument("--logic-threads", type=int, default=8)
     parser.add_argument("--api-workers", type=int, default=1)
-    parser.add_argument("--dir", type=Path, default=None, help="data folder (default: a temp dir)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=args.dir) as tmp:

@@ -119,6 +119,6 @@ async def post_at_rate(url: str, path: str, bodies: list[bytes], rate: float) ->
 def line(name: str, f: Figures) -> str:
     """One printed row: rate, throughput and latency."""
     return (
-        f"  {name:<10} {f.rate:8.1f} chunks/s {f.mbps:8.1f} MB/s "
+        f"  {name:<12} {f.rate:8.1f} chunks/s {f.mbps:8.1f} MB/s "
         f"p50 {f.pct(0.50):7.2f} ms  p99 {f.pct(0.99):7.2f} ms"
     )
