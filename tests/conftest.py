@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 from chromium import launched
+from ports import free_port
 
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 if TYPE_CHECKING:
     from seaweed import SeaweedS3
