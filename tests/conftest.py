@@ -16,6 +16,27 @@ if TYPE_CHECKING:
     from seaweed import SeaweedS3
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With pytest-xdist (addopts: 3 workers), hand out whole modules, and tests/dags as one.
+
+    A module's tests share its module-scoped fixtures (a started stack, a browser), made once on
+    the worker that runs the module; the Airflow tests share one migrated metadata database
+    (``airflow_db``), made once. ``--dist loadgroup`` with ``xdist_group`` marks would say the
+    same, but pytest 9.2 ignores the node ids pytest-xdist 3.8 rewrites for it
+    (pytest-dev/pytest-xdist#1386): the tests would be spread one by one.
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/dags" if module.startswith("tests/dags/") else module
+
+    return ByModule(config, log)
+
+
 def _layout() -> Layout:
     return Layout("127.0.0.1", free_port(), free_port(), free_port())
 
