@@ -16,25 +16,31 @@ if TYPE_CHECKING:
     from seaweed import SeaweedS3
 
 
+FIRST = ("tests/dags/", "tests/reliability/")
+"""Modules that take minutes each (a whole DAG run, Airflow's start, kill -9 and torture runs):
+handed out first, so that no worker is left with one of them at the end."""
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
-    """With pytest-xdist (addopts: 3 workers), hand out whole modules, and tests/dags as one.
+    """With pytest-xdist (addopts: 3 workers), hand out whole modules, the slowest first.
 
     A module's tests share its module-scoped fixtures (a started stack, a browser), made once on
-    the worker that runs the module; the Airflow tests share one migrated metadata database
-    (``airflow_db``), made once. ``--dist loadgroup`` with ``xdist_group`` marks would say the
-    same, but pytest 9.2 ignores the node ids pytest-xdist 3.8 rewrites for it
-    (pytest-dev/pytest-xdist#1386): the tests would be spread one by one.
+    the worker that runs the module (``--dist loadscope``). ``xdist_group`` marks cannot group
+    tests any other way: pytest 9.2 ignores the node ids pytest-xdist 3.8 rewrites for them
+    (pytest-dev/pytest-xdist#1386).
     """
     if config.getoption("dist") != "loadscope":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ByModule(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "tests/dags" if module.startswith("tests/dags/") else module
+    class SlowestFirst(LoadScopeScheduling):
+        def _assign_work_unit(self, node: object) -> None:
+            slow = [unit for unit in self.workqueue if unit.startswith(FIRST)]
+            for unit in reversed(slow):
+                self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
 
-    return ByModule(config, log)
+    return SlowestFirst(config, log)
 
 
 def _layout() -> Layout:
