@@ -16,9 +16,17 @@ if TYPE_CHECKING:
     from seaweed import SeaweedS3
 
 
-FIRST = ("tests/dags/", "tests/reliability/")
-"""Modules that take minutes each (a whole DAG run, Airflow's start, kill -9 and torture runs):
-handed out first, so that no worker is left with one of them at the end."""
+FIRST = (
+    "tests/dags/test_e2e.py",
+    "tests/dags/test_protocol.py",
+    "tests/dags/test_up_airflow.py",
+    "tests/reliability/test_crash.py",
+    "tests/reliability/test_torture.py",
+    "tests/dags/",
+    "tests/reliability/",
+)
+"""Modules that take minutes each (a whole DAG run, Airflow's start, kill -9 and torture runs),
+slowest first: handed out before the others, so that no worker is left with one at the end."""
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
@@ -36,6 +44,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     class SlowestFirst(LoadScopeScheduling):
         def _assign_work_unit(self, node: object) -> None:
             slow = [unit for unit in self.workqueue if unit.startswith(FIRST)]
+            slow.sort(key=lambda unit: next(i for i, p in enumerate(FIRST) if unit.startswith(p)))
             for unit in reversed(slow):
                 self.workqueue.move_to_end(unit, last=False)
             super()._assign_work_unit(node)
