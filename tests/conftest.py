@@ -28,6 +28,10 @@ FIRST = (
 """Modules that take minutes each (a whole DAG run, Airflow's start, kill -9 and torture runs),
 slowest first: handed out before the others, so that no worker is left with one at the end."""
 
+ONE_BY_ONE = ("tests/dags/test_protocol.py",)
+"""Modules without module-scoped fixtures whose tests take minutes in all: handed out a test at a
+time (each DAG test makes its own Airflow home)."""
+
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """With pytest-xdist (addopts: 3 workers), hand out whole modules, the slowest first.
@@ -42,6 +46,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     from xdist.scheduler import LoadScopeScheduling
 
     class SlowestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(ONE_BY_ONE) else super()._split_scope(nodeid)
+
         def _assign_work_unit(self, node: object) -> None:
             slow = [unit for unit in self.workqueue if unit.startswith(FIRST)]
             slow.sort(key=lambda unit: next(i for i, p in enumerate(FIRST) if unit.startswith(p)))
