@@ -8,11 +8,55 @@ from typing import TYPE_CHECKING
 
 import pytest
 from chromium import launched
+from ports import free_port
 
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 if TYPE_CHECKING:
     from seaweed import SeaweedS3
+
+
+FIRST = (
+    "tests/dags/test_e2e.py",
+    "tests/dags/test_protocol.py",
+    "tests/dags/test_up_airflow.py",
+    "tests/reliability/test_crash.py",
+    "tests/reliability/test_torture.py",
+    "tests/dags/",
+    "tests/reliability/",
+)
+"""Modules that take minutes each (a whole DAG run, Airflow's start, kill -9 and torture runs),
+slowest first: handed out before the others, so that no worker is left with one at the end."""
+
+ONE_BY_ONE = ("tests/dags/test_protocol.py",)
+"""Modules without module-scoped fixtures whose tests take minutes in all: handed out a test at a
+time (each DAG test makes its own Airflow home)."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """With pytest-xdist (addopts: 3 workers), hand out whole modules, the slowest first.
+
+    A module's tests share its module-scoped fixtures (a started stack, a browser), made once on
+    the worker that runs the module (``--dist loadscope``). ``xdist_group`` marks cannot group
+    tests any other way: pytest 9.2 ignores the node ids pytest-xdist 3.8 rewrites for them
+    (pytest-dev/pytest-xdist#1386).
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SlowestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(ONE_BY_ONE) else super()._split_scope(nodeid)
+
+        def _assign_work_unit(self, node: object) -> None:
+            slow = [unit for unit in self.workqueue if unit.startswith(FIRST)]
+            slow.sort(key=lambda unit: next(i for i, p in enumerate(FIRST) if unit.startswith(p)))
+            for unit in reversed(slow):
+                self.workqueue.move_to_end(unit, last=False)
+            super()._assign_work_unit(node)
+
+    return SlowestFirst(config, log)
 
 
 def _layout() -> Layout:

@@ -16,9 +16,10 @@ import uuid
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
+from ports import free_port
 
 from glitchflow_archive import S3Archive, S3Location
-from glitchflow_stack.supervisor import ManagedProcess, free_port
+from glitchflow_stack.supervisor import ManagedProcess
 
 ACCESS_KEY = "GLITCHFLOWTESTKEY"
 SECRET_KEY = "glitchflow-test-secret-key"

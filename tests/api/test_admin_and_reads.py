@@ -9,8 +9,7 @@ import httpx
 import orjson
 import pytest
 from fake_upstream import Action, Delay, FakeUpstream, Hangup, Reply
-
-from glitchflow_stack import free_port
+from ports import free_port
 
 FROZEN = {"resp": "FROZEN", "n_f": 21, "bt_wrt": 1008, "batch": 3}
 CLEANED = {

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from chromium import needs_chromium
+from ports import free_port
 
-from glitchflow_stack import ManagedProcess, free_port
+from glitchflow_stack import ManagedProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120), needs_chromium]
 

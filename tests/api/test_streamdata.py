@@ -11,10 +11,10 @@ import httpx
 import orjson
 import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
+from ports import free_port
 
 from glitchflow_api import routes
 from glitchflow_api.settings import Settings
-from glitchflow_stack import free_port
 
 CHUNK = (
     b'{"h":[1.0e-21,-2.5e-21,3.0e-22],"t":[1000000000.0,0.25],"channel":"L1:GWOSC-4KHZ_R1_STRAIN"}'

@@ -18,11 +18,11 @@ import aiohttp
 import httpx
 import pytest
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply
+from ports import free_port
 
 from glitchflow_api.upstream import UPSTREAM, LogicClient
 from glitchflow_core.retry import BACKOFF_BASE, CONNECT_ATTEMPTS
 from glitchflow_core.upstream import UpstreamTimeout, UpstreamUnreachable
-from glitchflow_stack import free_port
 
 ApiFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 ClientFactory = Callable[..., LogicClient]

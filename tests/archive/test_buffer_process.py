@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from archive.conftest import chunk_body
+from ports import free_port
 from prometheus_text import scrape, value
 from seaweed import SeaweedS3
 from waiting import wait_for
 
 from glitchflow_archive import MANIFEST, UPLOADED, S3Archive
-from glitchflow_stack.supervisor import ManagedProcess, free_port
+from glitchflow_stack.supervisor import ManagedProcess
 
 pytestmark = pytest.mark.e2e
 

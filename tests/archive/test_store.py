@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from ports import free_port
 from seaweed import SeaweedS3
 
 from glitchflow_archive import (
@@ -22,7 +23,6 @@ from glitchflow_archive import (
     upload_batch,
     verify_stored,
 )
-from glitchflow_stack.supervisor import free_port
 
 NAME = "000007-20260101T000000Z"
 FILES = {

@@ -12,8 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-
-from glitchflow_stack import free_port
+from ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "client_scripts"

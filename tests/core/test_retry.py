@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 import urllib3
 from fake_upstream import Delay, FakeUpstream, Hangup, Reply, serve
+from ports import free_port
 from urllib3.exceptions import HTTPError, NewConnectionError
 
 from glitchflow_core.retry import RetryPolicy, hop_policy, parse_retry_after
 from glitchflow_core.upstream import Answer
-from glitchflow_stack import free_port
 
 TIMEOUT = 0.5
 QUICK = RetryPolicy(max_attempts=4, max_elapsed=20.0, base_delay=0.02, max_delay=0.2)

@@ -18,7 +18,7 @@ def airflow_bin() -> Path:
 
 @pytest.fixture(scope="session")
 def airflow_db(airflow_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated metadata database, made once; each test runs on its own copy."""
+    """A migrated metadata database, made once a worker process; each test runs on its own copy."""
     home = tmp_path_factory.mktemp("airflow-home")
     subprocess.run(
         [str(airflow_bin / "airflow"), "db", "migrate"],

@@ -11,8 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from airflow_harness import Airflow, Run, connection_uri, parse_run
-
-from glitchflow_stack import free_port
+from ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

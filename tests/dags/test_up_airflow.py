@@ -19,9 +19,10 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from ports import free_port
 
 from glitchflow_stack.airflow import processes_with
-from glitchflow_stack.supervisor import ManagedProcess, free_port
+from glitchflow_stack.supervisor import ManagedProcess
 
 T = TypeVar("T")
 CYCLE_TIMEOUT = 400.0

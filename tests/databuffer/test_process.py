@@ -15,18 +15,13 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DT = 1.0 / 4096
 T0 = 1_126_259_462.0
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_buffer(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:

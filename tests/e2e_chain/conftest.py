@@ -9,8 +9,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+from ports import free_port
 
-from glitchflow_stack import ManagedProcess, free_port
+from glitchflow_stack import ManagedProcess
 
 WRITER = "e2e-writer-token-0123456789"
 ADMIN = "e2e-admin-token-0123456789"

@@ -7,8 +7,9 @@ import signal
 import httpx
 import orjson
 import pytest
+from ports import free_port
 
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -6,9 +6,10 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from ports import free_port
 
 from glitchflow_core.chunk import parse_chunk
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 from tests.e2e_chain.conftest import TOKENS_ENV, Disk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

@@ -15,10 +15,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from ports import free_port
 from prometheus_text import scrape, value
 
 from glitchflow_core.metrics import gps_now
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from ports import free_port
 
 from databuffer.settings import Settings as BufferSettings
 from glitchflow_core.chunk import MAX_GPS
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 

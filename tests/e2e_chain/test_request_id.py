@@ -7,8 +7,9 @@ import time
 
 import httpx
 import pytest
+from ports import free_port
 
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 
 TOKENS_ENV = {
     "GLITCHFLOW_WRITER_TOKENS": "rid-writer-token-0123456789",

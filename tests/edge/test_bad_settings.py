@@ -15,17 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 BIN = Path(sys.executable).parent
 SCRIPTS = ("glitchflow-databuffer", "glitchflow-logic", "glitchflow-api")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ these requests reaches another service: each is refused at the edge of the one i
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from ports import free_port
 
 import databuffer.app
 import databuffer.settings
@@ -28,12 +28,6 @@ from glitchflow_core.logs import configure_logging
 TOKEN = "edge-table-token-0123456789"
 JSON = {"Content-Type": "application/json"}
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 CHUNK = orjson.dumps({"h": [1.0, 2.0, 3.0], "t": [1e9, 1 / 4096]})

@@ -216,7 +216,7 @@ async def test_retries_are_capped_by_total_time(serve):
 
 
 async def test_connection_refused_fails_after_its_attempts():
-    from glitchflow_stack import free_port
+    from ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     summary = await send_chunks(chunks(2), url, retry=FAST, concurrency=1)

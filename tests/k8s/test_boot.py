@@ -9,7 +9,6 @@ import dataclasses
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from k8s.manifests import (
     secret_data,
     service_containers,
 )
+from ports import free_port
 from seaweed import PORT_FLAGS, weed_binary
 
 from glitchflow_archive import S3Archive, S3Location
@@ -42,13 +42,6 @@ from glitchflow_archive import S3Archive, S3Location
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 START_ORDER = ("databuffer", "datastore-logic", "glitchflow-api")
-
-
-def free_port() -> int:
-    """A port nobody listens on right now on 127.0.0.1 (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Process:

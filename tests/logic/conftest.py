@@ -16,11 +16,11 @@ import pytest
 from fake_upstream import FakeUpstream, serve
 from flask import Flask
 from flask.testing import FlaskClient
+from ports import free_port
 
 from datastore_logic import create_app
 from datastore_logic import upstream as upstream_module
 from datastore_logic.settings import Settings
-from glitchflow_stack import free_port
 
 
 @pytest.fixture

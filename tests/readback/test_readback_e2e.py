@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
+from ports import free_port
 from readback.conftest import (
     CHANNELS,
     CHUNK,
@@ -28,7 +29,7 @@ from readback.conftest import (
 )
 
 import gwclient
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 from gwclient.fetch import DataGap, FetchError, fetch, fetch_segments
 
 pytestmark = [

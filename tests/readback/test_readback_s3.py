@@ -14,13 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from gwpy.timeseries import TimeSeriesDict
+from ports import free_port
 from readback import conftest as hlv
 from seaweed import SeaweedS3
 from waiting import wait_for
 
 import gwclient
 from glitchflow_archive import MANIFEST, UPLOADED
-from glitchflow_stack import Layout, Stack, free_port, service_processes
+from glitchflow_stack import Layout, Stack, service_processes
 from gwclient.chunks import plan_chunks
 
 pytestmark = [

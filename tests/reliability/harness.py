@@ -27,10 +27,11 @@ import httpx
 import numpy as np
 import orjson
 import tenacity
+from ports import free_port
 
 from glitchflow_archive import BATCH_NAME_RE, MANIFEST, UPLOADED, S3Archive
 from glitchflow_core.retry import RetryPolicy
-from glitchflow_stack import Layout, ManagedProcess, free_port, service_processes
+from glitchflow_stack import Layout, ManagedProcess, service_processes
 from gwclient.chunks import PlannedChunk
 
 T0 = 1_126_259_462.0

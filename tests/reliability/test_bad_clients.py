@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from ports import free_port
 from reliability.guards import MiB, RawAnswer, chunked, group_rss, raw_request, zeros
 
-from glitchflow_stack import Layout, ManagedProcess, Stack, free_port, service_processes
+from glitchflow_stack import Layout, ManagedProcess, Stack, service_processes
 
 pytestmark = pytest.mark.e2e
 

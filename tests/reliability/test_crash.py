@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from ports import free_port
 from reliability.harness import (
     CHANNELS,
     Chain,
@@ -36,7 +37,7 @@ from reliability.harness import (
 from seaweed import SeaweedS3
 
 from glitchflow_archive import MANIFEST, UPLOADED, S3Archive
-from glitchflow_stack import ManagedProcess, free_port
+from glitchflow_stack import ManagedProcess
 from gwclient.chunks import PlannedChunk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]

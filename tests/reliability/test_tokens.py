@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from ports import free_port
 
 import databuffer.app
 import databuffer.settings
@@ -24,7 +25,7 @@ import datastore_logic.settings
 import glitchflow_api
 import glitchflow_api.settings
 from glitchflow_api.app import all_routes
-from glitchflow_stack import Layout, ManagedProcess, Stack, free_port, service_processes
+from glitchflow_stack import Layout, ManagedProcess, Stack, service_processes
 from glitchflow_stack.cli import open_store_warning
 
 TOKENS = {

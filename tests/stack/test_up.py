@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ports import free_port
 
-from glitchflow_stack import free_port, port_in_use
+from glitchflow_stack import port_in_use
 from glitchflow_stack.cli import open_store_warning
 
 pytestmark = pytest.mark.e2e
